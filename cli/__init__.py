@@ -1,0 +1,1 @@
+"""The ``autoopt`` command line."""

@@ -1,0 +1,43 @@
+"""What every command shares: the settings and the services, built once and lazily.
+
+Loading settings and opening the database happen on first use, so that
+``autoopt --help`` stays fast and a bad configuration file is reported by the
+command that needed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from autoopt.infrastructure.bootstrap import Container
+    from autoopt.infrastructure.settings import Override, Settings
+
+
+@dataclass
+class CliState:
+    config_file: Path | None
+    overrides: list[Override] = field(default_factory=list)
+    _settings: Settings | None = None
+    _container: Container | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from autoopt.infrastructure.settings import load_settings
+
+            self._settings = load_settings(self.config_file, self.overrides)
+        return self._settings
+
+    def container(self) -> Container:
+        if self._container is None:
+            from autoopt.infrastructure.bootstrap import build
+
+            self._container = build(self.settings())
+        return self._container
+
+
+pass_state = click.make_pass_decorator(CliState)

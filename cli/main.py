@@ -1,0 +1,72 @@
+"""The ``autoopt`` command group, its global options, and the error edge.
+
+Expected failures (any ``OptimizerError``) become one ``Error: ...`` line and
+exit code 1 here, and only here; usage errors are click's own (exit 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from autoopt.cli.context import CliState
+from autoopt.cli.db_commands import db
+from autoopt.cli.events_commands import events_group
+from autoopt.domain.errors import OptimizerError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class AutooptGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OptimizerError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=AutooptGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="dify-autoopt", prog_name="autoopt")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file (YAML, root key 'optimizer:'). Default: ./autoopt.yaml if present.",
+)
+@click.option(
+    "--database-url",
+    help="Database URL; overrides the settings file and $OPTIMIZER_DATABASE_URL.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, database_url: str | None, verbose: int) -> None:
+    """autoopt: optimize the prompts of Dify apps, with an auditable event log.
+
+    \b
+    Examples:
+      autoopt db upgrade
+      autoopt events list --format json
+    """
+    from autoopt.infrastructure.settings import Override
+
+    overrides = []
+    if database_url is not None:
+        overrides.append(Override(("database", "url"), database_url, "--database-url"))
+    ctx.obj = CliState(config_file=config_file, overrides=overrides)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(db)
+cli.add_command(events_group)
+
+
+def main() -> None:
+    cli(prog_name="autoopt")
+
+
+if __name__ == "__main__":
+    main()

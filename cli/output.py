@@ -1,0 +1,75 @@
+"""Shared output options for listing commands: ``--format table|json|csv``.
+
+Data goes to stdout; everything else (progress, logs) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+FORMATS = ("table", "json", "csv")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(function: F) -> F:
+    """Add ``--format`` to a listing command; the value arrives as ``fmt``."""
+    decorated = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(function)
+    return decorated
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2,
+                          ensure_ascii=False)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        return buffer.getvalue().rstrip("\n")
+    return _table(rows, columns)
+
+
+def emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> None:
+    click.echo(render(rows, columns, fmt))
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines.extend(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells
+    )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    # One row per line, whatever the value holds.
+    return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -1,0 +1,78 @@
+"""The ports the domain talks through; adapters live in ``autoopt.infrastructure``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from autoopt.domain.errors import ConcurrencyError, DuplicateEventError
+from autoopt.domain.events import DomainEvent
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as the log holds it: where it sits, and the event itself."""
+
+    position: int
+    stream_id: str
+    stream_version: int
+    event: DomainEvent
+
+
+class EventLog(Protocol):
+    """An append-only, totally ordered log of domain events.
+
+    ``append`` writes a batch atomically. ``expected_version`` is the stream's
+    current version the writer believes in (0 for a new stream); ``None`` skips
+    the check. A batch whose event ids are all stored already is a no-op that
+    returns the stored positions. Positions are gap-free and in commit order.
+    """
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[DomainEvent],
+        expected_version: int | None,
+    ) -> list[int]: ...
+
+    def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]: ...
+
+    def read_all(
+        self, after_position: int = 0, limit: int | None = None
+    ) -> Iterator[RecordedEvent]: ...
+
+    def get(self, position: int) -> RecordedEvent: ...
+
+    def find_by_event_id(self, event_id: UUID) -> RecordedEvent: ...
+
+    def stream_version(self, stream_id: str) -> int: ...
+
+    def last_position(self) -> int: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdFactory(Protocol):
+    def new_id(self) -> UUID: ...
+
+
+def check_expected_version(stream_id: str, current: int, expected: int | None) -> None:
+    """The optimistic-concurrency rule every ``EventLog`` applies before appending."""
+    if expected is not None and expected != current:
+        raise ConcurrencyError(
+            f"stream {stream_id!r} is at version {current}, the writer expected {expected}"
+        )
+
+
+def check_batch_ids(stored: int, batch: int) -> None:
+    """A batch is stored whole or not at all; a partly stored one is a conflict."""
+    if 0 < stored < batch:
+        raise DuplicateEventError(
+            f"{stored} of the {batch} events in this batch are stored already; "
+            "a batch is appended whole or not at all"
+        )

@@ -1,0 +1,183 @@
+"""Engines, transactions and the schema revision, for SQLite and PostgreSQL.
+
+SQLite is tuned for a durable append-only log: WAL (readers never block the
+writer), ``busy_timeout`` (a waiting writer waits instead of failing), and
+``synchronous`` from the settings (FULL by default). The driver's own
+transaction handling is switched off so that we emit ``BEGIN`` ourselves:
+writers ask for ``BEGIN IMMEDIATE`` through :func:`write_transaction`, which
+takes the write lock up front; a deferred BEGIN that later tries to write fails
+with "database is locked" at once under contention instead of waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
+
+import autoopt.migrations
+from autoopt.domain.errors import (
+    ConfigurationError,
+    NotADatabaseError,
+    SchemaVersionError,
+    StorageError,
+)
+from autoopt.infrastructure.settings import DatabaseSettings
+
+MIGRATIONS_DIR = Path(autoopt.migrations.__file__).parent
+
+
+def describe_url(url: str) -> str:
+    """The URL as it may appear in a message: never with its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def create_db_engine(settings: DatabaseSettings) -> Engine:
+    try:
+        url = make_url(settings.url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"database.url: not a database URL: {exc}") from exc
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": settings.busy_timeout_ms / 1000})
+    pragmas = (
+        f"PRAGMA busy_timeout={int(settings.busy_timeout_ms)}",
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={settings.sqlite_synchronous}",
+        "PRAGMA foreign_keys=ON",
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the database's write lock from its first statement."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            yield connection
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def current_revision(engine: Engine) -> tuple[str | None, bool]:
+    """The schema revision, and whether the database is empty (no tables at all)."""
+    with _translated(engine):
+        with engine.connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+            empty = revision is None and not inspect(connection).get_table_names()
+    return revision, empty
+
+
+def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
+    """Migrate to head under the write lock; returns (revision before, revision after).
+
+    Two processes opening a new database at once serialize here: the second
+    finds the first one's work done.
+    """
+    with _translated(engine):
+        with write_transaction(engine) as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
+            head = head_revision()
+            if before != head:
+                command.upgrade(alembic_config(connection), "head")
+            return before, head
+
+
+def open_database(settings: DatabaseSettings) -> Engine:
+    """An engine for a database that is ready to use.
+
+    A new, empty database is created and migrated. A database behind head is
+    refused with the command that fixes it; one ahead of head is refused too.
+    """
+    engine = create_db_engine(settings)
+    revision, empty = current_revision(engine)
+    if empty:
+        upgrade_to_head(engine)
+    else:
+        check_revision(engine, revision)
+    return engine
+
+
+def check_revision(engine: Engine, current: str | None) -> None:
+    head = head_revision()
+    if current == head:
+        return
+    where = describe_url(str(engine.url))
+    if current is None:
+        raise SchemaVersionError(
+            f"{where}: the database has tables but no autoopt revision; "
+            "it does not look like an autoopt database"
+        )
+    if current in known_revisions():
+        raise SchemaVersionError(f"database is at revision {current}, run 'autoopt db upgrade'")
+    raise SchemaVersionError(
+        f"database is at revision {current}, which this version of autoopt does not know "
+        "(was it written by a newer version?)"
+    )
+
+
+@contextmanager
+def _translated(engine: Engine) -> Iterator[None]:
+    """The seam where driver errors about the database itself become ours."""
+    where = describe_url(str(engine.url))
+    try:
+        yield
+    except DatabaseError as exc:
+        text = str(exc.orig)
+        if "file is not a database" in text or "not a database" in text:
+            raise NotADatabaseError(f"{where}: the file is not a SQLite database") from exc
+        if isinstance(exc, OperationalError):
+            raise StorageError(f"{where}: cannot open the database ({text})") from exc
+        raise StorageError(f"{where}: database error ({text})") from exc
+    except SQLAlchemyError as exc:
+        raise StorageError(f"{where}: database error ({type(exc).__name__})") from exc

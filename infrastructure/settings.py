@@ -1,0 +1,242 @@
+"""Settings: defaults < YAML file < environment < command-line flags.
+
+The YAML file has one root key, ``optimizer:`` (DESIGN section 7). Four
+environment variables override single fields; flags override anything. Every
+value is validated once, after merging, and an invalid one is reported with the
+place it came from: ``Error: autoopt.yaml: optimizer.storage.cache_size: ...``,
+``Error: $OPTIMIZER_CACHE_SIZE: ...`` or ``Error: --max-iterations: ...``.
+
+The API key is not a setting. Only the *name* of the variable that holds it
+(``llm.api_key_env``) is, so the effective configuration recorded with a run
+can never contain the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from autoopt.domain.errors import ConfigurationError
+
+DEFAULT_CONFIG_FILE = Path("autoopt.yaml")
+MAX_CONFIG_BYTES = 1_000_000
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StorageSettings(_Section):
+    backend: Literal["filesystem", "database"] = "filesystem"
+    storage_dir: Path = Path("./data/optimizer/versions")
+    use_index: bool = True
+    use_cache: bool = True
+    cache_size: int = Field(default=256, ge=0)
+    enable_sharding: bool = False
+
+
+class OptimizationSettings(_Section):
+    strategies: list[str] = Field(default_factory=lambda: ["llm_guided", "hybrid"], min_length=1)
+    score_threshold: float = Field(default=80.0, ge=0, le=100)
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+    max_iterations: int = Field(default=3, ge=1, le=100)
+
+
+class LLMSettings(_Section):
+    provider: Literal["openai"] = "openai"
+    model: str = "gpt-4-turbo-preview"
+    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    base_url: str | None = None
+    enable_cache: bool = True
+    cache_ttl: int = Field(default=3600, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///./data/optimizer/autoopt.db"
+    # FULL makes every committed append survive a power cut; NORMAL in WAL mode
+    # only risks the last transactions, and is for those who accept that.
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class Settings(_Section):
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    optimization: OptimizationSettings = Field(default_factory=OptimizationSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+
+    def effective(self) -> dict[str, Any]:
+        """The configuration as recorded with a run: plain JSON, no secrets."""
+        return self.model_dump(mode="json")
+
+
+class _EnvironmentOverrides(BaseSettings):
+    """The four variables DESIGN section 7 names, read as raw text.
+
+    They are validated with the rest after merging, so that an error message
+    can name the variable.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMIZER_", extra="ignore")
+
+    storage_dir: str | None = None
+    cache_size: str | None = None
+    log_level: str | None = None
+    database_url: str | None = None
+
+
+_ENV_FIELDS: dict[str, tuple[str, ...]] = {
+    "storage_dir": ("storage", "storage_dir"),
+    "cache_size": ("storage", "cache_size"),
+    "log_level": ("log_level",),
+    "database_url": ("database", "url"),
+}
+
+
+@dataclass(frozen=True)
+class Override:
+    """One value set on the command line; ``flag`` is how errors name it."""
+
+    path: tuple[str, ...]
+    value: Any
+    flag: str
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Iterable[Override] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge every source and validate the result.
+
+    ``config_file`` None means ``./autoopt.yaml`` when it exists, else defaults
+    only; a file that was named explicitly must exist.
+    """
+    merged: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    if config_file is not None:
+        document = _read_config_file(config_file)
+        merged = document
+        for path in _leaf_paths(document):
+            sources[path] = f"{config_file}: optimizer.{'.'.join(path)}"
+
+    env = _read_environment(environ)
+    for name, value in env.items():
+        path = _ENV_FIELDS[name]
+        _set_path(merged, path, value)
+        sources[path] = f"${'OPTIMIZER_' + name.upper()}"
+
+    for override in overrides:
+        _set_path(merged, override.path, override.value)
+        sources[override.path] = override.flag
+
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc, sources, config_file)) from exc
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigurationError(
+                f"{path}: the file is {size} bytes, more than the {MAX_CONFIG_BYTES} allowed"
+            )
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"{path}: no such configuration file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{path}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigurationError(f"{path}: invalid YAML{line}") from exc
+    if document is None:
+        return {}
+    if not isinstance(document, dict) or set(document) - {"optimizer"}:
+        raise ConfigurationError(f"{path}: expected one top-level key, 'optimizer:'")
+    section = document.get("optimizer") or {}
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"{path}: optimizer: expected a mapping")
+    return section
+
+
+def _read_environment(environ: Mapping[str, str] | None) -> dict[str, str]:
+    if environ is None:
+        env = _EnvironmentOverrides()
+    else:
+        # pydantic-settings reads os.environ; a given mapping is for tests and
+        # for callers that must not see the process environment.
+        prefix = "OPTIMIZER_"
+        values = {
+            k[len(prefix) :].lower(): v for k, v in environ.items() if k.upper().startswith(prefix)
+        }
+        env = _EnvironmentOverrides.model_validate(
+            {k: v for k, v in values.items() if k in _ENV_FIELDS}
+        )
+    return {k: v for k, v in env.model_dump().items() if v is not None and v != ""}
+
+
+def _describe(
+    exc: ValidationError, sources: Mapping[tuple[str, ...], str], config_file: Path | None
+) -> str:
+    first = exc.errors()[0]
+    path = tuple(str(part) for part in first["loc"])
+    message = first["msg"]
+    for cut in range(len(path), 0, -1):
+        source = sources.get(path[:cut])
+        if source is not None:
+            rest = path[cut:]
+            suffix = f".{'.'.join(rest)}" if rest and source.startswith(str(config_file)) else ""
+            return f"{source}{suffix}: {message}"
+    where = f"{config_file}: " if config_file is not None else ""
+    return f"{where}optimizer.{'.'.join(path)}: {message}"
+
+
+def _leaf_paths(document: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for key, value in document.items():
+        path = (*prefix, str(key))
+        paths.append(path)
+        if isinstance(value, Mapping):
+            paths.extend(_leaf_paths(value, path))
+    return paths
+
+
+def _set_path(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = document
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def api_key(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """The LLM API key from the environment, or None. Never store or print it."""
+    source = os.environ if environ is None else environ
+    value = source.get(settings.llm.api_key_env)
+    return value or None

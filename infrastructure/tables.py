@@ -1,0 +1,54 @@
+"""The SQL tables, in one metadata that Alembic compares against the database.
+
+Only infrastructure sees these; the domain gets events and value objects.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Stable constraint names let batch migrations on SQLite (which rebuild a
+# table) and PostgreSQL refer to the same constraint.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# On SQLite an INTEGER PRIMARY KEY is the rowid, so the position costs no
+# extra index; elsewhere it is a 64-bit integer.
+PositionType = BigInteger().with_variant(Integer(), "sqlite")
+PayloadType = JSON().with_variant(JSONB(), "postgresql")
+
+events = Table(
+    "events",
+    metadata,
+    # Positions are assigned by the appender (max + 1 under the write lock),
+    # never by a sequence, so they stay gap-free when a transaction rolls back.
+    Column("position", PositionType, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("stream_id", String(1000), nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("correlation_id", String(100), nullable=True, index=True),
+    Column("causation_id", String(100), nullable=True),
+    Column("payload", PayloadType, nullable=False),
+    UniqueConstraint("stream_id", "stream_version"),
+)
