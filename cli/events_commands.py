@@ -77,13 +77,28 @@ def show(state: CliState, ref: str) -> None:
 
 
 @events_group.command("tail")
-@click.option("-n", "--lines", type=click.IntRange(min=0), default=10, show_default=True,
-              help="How many of the last events to print first.")
+@click.option(
+    "-n",
+    "--lines",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many of the last events to print first.",
+)
 @click.option("--follow", is_flag=True, help="Keep printing events as they are appended.")
-@click.option("--interval", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
-              help="Seconds between polls with --follow.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=None,
-              help="Stop following after this many seconds (default: until interrupted).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    help="Seconds between polls with --follow.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Stop following after this many seconds (default: until interrupted).",
+)
 @pass_state
 def tail(state: CliState, lines: int, follow: bool, interval: float, timeout: float | None) -> None:
     """Print the last events, and with --follow the ones appended after them."""

@@ -25,7 +25,9 @@ class AutooptGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OptimizerError as exc:
-            raise click.ClickException(str(exc)) from exc
+            # A driver's message may span lines; an error is one line here.
+            lines = (line.strip() for line in str(exc).splitlines())
+            raise click.ClickException(" ".join(line for line in lines if line)) from exc
 
 
 @click.group(cls=AutooptGroup, context_settings=CONTEXT_SETTINGS)
@@ -42,7 +44,9 @@ class AutooptGroup(click.Group):
 )
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.pass_context
-def cli(ctx: click.Context, config_file: Path | None, database_url: str | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context, config_file: Path | None, database_url: str | None, verbose: int
+) -> None:
     """autoopt: optimize the prompts of Dify apps, with an auditable event log.
 
     \b

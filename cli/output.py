@@ -38,8 +38,9 @@ def format_time(value: datetime) -> str:
 
 def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2,
-                          ensure_ascii=False)
+        return json.dumps(
+            [{c: row.get(c) for c in columns} for row in rows], indent=2, ensure_ascii=False
+        )
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -61,9 +62,7 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
-    lines.extend(
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells
-    )
+    lines.extend("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells)
     return "\n".join(line.rstrip() for line in lines)
 
 

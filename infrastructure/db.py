@@ -22,7 +22,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 import autoopt.migrations
 from autoopt.domain.errors import (
@@ -47,15 +53,23 @@ def describe_url(url: str) -> str:
 def create_db_engine(settings: DatabaseSettings) -> Engine:
     try:
         url = make_url(settings.url)
-    except ArgumentError as exc:
-        raise ConfigurationError(f"database.url: not a database URL: {exc}") from exc
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        if url.get_backend_name() != "sqlite":
+            return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, connect_args={"timeout": settings.busy_timeout_ms / 1000})
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(
+            f"database.url: {describe_url(settings.url)} is not a supported database URL"
+        ) from exc
 
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": settings.busy_timeout_ms / 1000})
+        folder = Path(database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"{describe_url(settings.url)}: cannot create the folder {folder} ({exc.strerror})"
+            ) from exc
     pragmas = (
         f"PRAGMA busy_timeout={int(settings.busy_timeout_ms)}",
         "PRAGMA journal_mode=WAL",
@@ -111,10 +125,9 @@ def known_revisions() -> set[str]:
 
 def current_revision(engine: Engine) -> tuple[str | None, bool]:
     """The schema revision, and whether the database is empty (no tables at all)."""
-    with _translated(engine):
-        with engine.connect() as connection:
-            revision = MigrationContext.configure(connection).get_current_revision()
-            empty = revision is None and not inspect(connection).get_table_names()
+    with _translated(engine), engine.connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+        empty = revision is None and not inspect(connection).get_table_names()
     return revision, empty
 
 
@@ -124,13 +137,12 @@ def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
     Two processes opening a new database at once serialize here: the second
     finds the first one's work done.
     """
-    with _translated(engine):
-        with write_transaction(engine) as connection:
-            before = MigrationContext.configure(connection).get_current_revision()
-            head = head_revision()
-            if before != head:
-                command.upgrade(alembic_config(connection), "head")
-            return before, head
+    with _translated(engine), write_transaction(engine) as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
+        head = head_revision()
+        if before != head:
+            command.upgrade(alembic_config(connection), "head")
+        return before, head
 
 
 def open_database(settings: DatabaseSettings) -> Engine:

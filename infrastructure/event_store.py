@@ -89,7 +89,9 @@ class SqlEventLog:
         with self._translated(), self._engine.connect() as conn:
             return [row_to_recorded(row._mapping) for row in conn.execute(query)]
 
-    def read_all(self, after_position: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
+    def read_all(
+        self, after_position: int = 0, limit: int | None = None
+    ) -> Iterator[RecordedEvent]:
         """Events after a position, in order, fetched a page at a time.
 
         Memory stays constant however long the log is, and no read transaction

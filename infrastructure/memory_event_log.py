@@ -60,7 +60,9 @@ class InMemoryEventLog:
                 if r.stream_id == stream_id and r.stream_version > after_version
             ]
 
-    def read_all(self, after_position: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
+    def read_all(
+        self, after_position: int = 0, limit: int | None = None
+    ) -> Iterator[RecordedEvent]:
         with self._lock:
             end = len(self._events) if limit is None else after_position + limit
             snapshot = self._events[max(after_position, 0) : end]

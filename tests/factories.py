@@ -38,8 +38,9 @@ def run_started(run_id: str = "run-1", dsl_text: str = "app: {mode: workflow}\n"
     )
 
 
-def prompt_extracted(run_id: str = "run-1", n: int = 1, text: str = "Summarize {{#sys.query#}}"
-                     ) -> PromptExtracted:
+def prompt_extracted(
+    run_id: str = "run-1", n: int = 1, text: str = "Summarize {{#sys.query#}}"
+) -> PromptExtracted:
     return PromptExtracted(
         event_id=uuid.uuid4(),
         occurred_at=at(n),

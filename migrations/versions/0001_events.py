@@ -1,4 +1,4 @@
-"""The event log: one append-only table.
+"""The event log: one table of events in position order.
 
 Revision ID: 0001
 Revises:
@@ -17,32 +17,6 @@ revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_SQLITE_TRIGGERS = (
-    """
-    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END
-    """,
-    """
-    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END
-    """,
-)
-
-_POSTGRESQL_TRIGGERS = (
-    """
-    CREATE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'events are append-only: % refused', TG_OP; END $$
-    """,
-    """
-    CREATE TRIGGER events_refuse_change BEFORE UPDATE OR DELETE ON events
-    FOR EACH ROW EXECUTE FUNCTION events_refuse_change()
-    """,
-    """
-    CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()
-    """,
-)
 
 
 def upgrade() -> None:
@@ -73,19 +47,9 @@ def upgrade() -> None:
             "stream_id", "stream_version", name=op.f("uq_events_stream_id_stream_version")
         ),
     )
-    op.create_index(
-        op.f("ix_events_correlation_id"), "events", ["correlation_id"], unique=False
-    )
-    dialect = op.get_bind().dialect.name
-    triggers = _POSTGRESQL_TRIGGERS if dialect == "postgresql" else _SQLITE_TRIGGERS
-    for statement in triggers:
-        op.execute(statement)
+    op.create_index(op.f("ix_events_correlation_id"), "events", ["correlation_id"], unique=False)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS events_refuse_truncate ON events")
-        op.execute("DROP TRIGGER IF EXISTS events_refuse_change ON events")
-        op.execute("DROP FUNCTION IF EXISTS events_refuse_change()")
     op.drop_index(op.f("ix_events_correlation_id"), table_name="events")
     op.drop_table("events")

@@ -1,0 +1,90 @@
+"""The command frame: help everywhere, version, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from autoopt.cli.main import cli
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, path))
+    return found
+
+
+COMMANDS = all_commands(cli)
+
+
+def test_the_expected_commands_exist() -> None:
+    assert {
+        ("db", "upgrade"),
+        ("db", "current"),
+        ("db", "check"),
+        ("events", "list"),
+        ("events", "show"),
+        ("events", "tail"),
+    } <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("path", [(), *COMMANDS], ids=lambda p: " ".join(p) or "autoopt")
+def test_every_command_has_help_text(path: tuple[str, ...]) -> None:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    assert command.help and command.help.strip(), f"{' '.join(path)} has no help text"
+    for flag in ("--help", "-h"):
+        result = CliRunner().invoke(cli, [*path, flag])
+        assert result.exit_code == 0
+        assert result.stdout.startswith("Usage: ")
+
+
+def test_every_option_has_help_text() -> None:
+    for path in [(), *COMMANDS]:
+        command: click.Command = cli
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, f"{' '.join(path)} {param.opts} has no help"
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.stdout == "autoopt, version 0.1.0\n"
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert CliRunner().invoke(cli, ["frobnicate"]).exit_code == 2
+
+
+def test_the_installed_script_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "autoopt.yaml"
+    config.write_text("optimizer:\n  storage:\n    cache_size: lots\n")
+    script = Path(sys.executable).parent / "autoopt"
+    result = subprocess.run(
+        [str(script), "--config", str(config), "events", "list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OPTIMIZER_")},
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: {config}: optimizer.storage.cache_size: "
+        "Input should be a valid integer, unable to parse string as an integer\n"
+    )
