@@ -7,6 +7,8 @@ command that needed it.
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 class CliState:
     config_file: Path | None
     overrides: list[Override] = field(default_factory=list)
+    verbosity: int = 0
     _settings: Settings | None = None
     _container: Container | None = None
 
@@ -30,6 +33,8 @@ class CliState:
             from autoopt.infrastructure.settings import load_settings
 
             self._settings = load_settings(self.config_file, self.overrides)
+            if self.verbosity == 0:
+                configure_logging(logging.getLevelName(self._settings.log_level))
         return self._settings
 
     def container(self) -> Container:
@@ -41,3 +46,18 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the one handler the CLI owns, so a second run replaces it."""
+
+
+def configure_logging(level: int) -> None:
+    """Send autoopt's logs to stderr at ``level``; stdout stays for data."""
+    logger = logging.getLogger("autoopt")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)

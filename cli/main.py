@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from autoopt.cli.context import CliState
+from autoopt.cli.context import CliState, configure_logging
 from autoopt.cli.db_commands import db
 from autoopt.cli.events_commands import events_group
 from autoopt.domain.errors import OptimizerError
@@ -59,9 +59,8 @@ def cli(
     overrides = []
     if database_url is not None:
         overrides.append(Override(("database", "url"), database_url, "--database-url"))
-    ctx.obj = CliState(config_file=config_file, overrides=overrides)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliState(config_file=config_file, overrides=overrides, verbosity=verbose)
+    configure_logging({0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
 
 
 cli.add_command(db)

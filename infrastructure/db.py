@@ -11,6 +11,7 @@ with "database is locked" at once under contention instead of waiting.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ from autoopt.domain.errors import (
 )
 from autoopt.infrastructure.settings import DatabaseSettings
 
+logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(autoopt.migrations.__file__).parent
 
 
@@ -141,6 +143,8 @@ def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
         before = MigrationContext.configure(connection).get_current_revision()
         head = head_revision()
         if before != head:
+            where = describe_url(str(engine.url))
+            logger.info("migrating %s from %s to %s", where, before or "empty", head)
             command.upgrade(alembic_config(connection), "head")
         return before, head
 

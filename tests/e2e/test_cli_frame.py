@@ -88,3 +88,31 @@ def test_the_installed_script_reports_a_bad_config_in_one_line(tmp_path: Path) -
         f"Error: {config}: optimizer.storage.cache_size: "
         "Input should be a valid integer, unable to parse string as an integer\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "logged"),
+    [
+        (["-v"], {}, True),
+        ([], {"OPTIMIZER_LOG_LEVEL": "INFO"}, True),
+        ([], {}, False),
+    ],
+)
+def test_logs_go_to_stderr_at_the_chosen_level(
+    tmp_path: Path, args: list[str], env: dict[str, str], logged: bool
+) -> None:
+    script = Path(sys.executable).parent / "autoopt"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMIZER_")}
+    result = subprocess.run(
+        [str(script), *args, "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={**base, **env},
+    )
+    assert result.returncode == 0
+    url = "sqlite:///./data/optimizer/autoopt.db"
+    assert result.stdout == f"Upgraded {url} from an empty database to 0002 (head)\n"
+    expected = f"INFO autoopt.infrastructure.db: migrating {url} from empty to 0002\n"
+    assert result.stderr == (expected if logged else "")
