@@ -92,7 +92,9 @@ def create_db_engine(settings: DatabaseSettings) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: exec_driver_sql would add a full statement
+        # execution to every transaction, a fifth of an append's CPU time.
+        connection.connection.driver_connection.execute(f"BEGIN {mode}")
 
     return engine
 

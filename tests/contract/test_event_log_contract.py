@@ -120,6 +120,14 @@ def test_a_batch_mixing_stored_and_new_events_is_refused_whole(log: EventLog) ->
     assert log.last_position() == 1
 
 
+def test_a_stored_event_appended_to_another_stream_is_refused(log: EventLog) -> None:
+    started = run_started()
+    log.append("run-1", [started], 0)
+    with pytest.raises(DuplicateEventError, match="is stored in stream 'run-1', not 'run-2'"):
+        log.append("run-2", [started], None)
+    assert log.stream_version("run-2") == 0
+
+
 def test_a_failed_batch_leaves_no_trace(log: EventLog) -> None:
     log.append("run-1", [run_started()], 0)
     with pytest.raises(ConcurrencyError):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from autoopt.domain.errors import NotADatabaseError, SchemaVersionError
 from autoopt.infrastructure.db import (
@@ -115,28 +113,3 @@ def test_a_file_that_is_not_sqlite_is_a_clear_error_and_is_left_alone(
     with pytest.raises(NotADatabaseError, match="the file is not a SQLite database"):
         open_database(settings_for(db_file))
     assert db_file.read_bytes() == content
-
-
-def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
-    db_file = tmp_path / "race.db"
-    code = (
-        "import sys\n"
-        "from autoopt.infrastructure.db import open_database\n"
-        "from autoopt.infrastructure.settings import DatabaseSettings\n"
-        "open_database(DatabaseSettings(url=sys.argv[1]))\n"
-    )
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, f"sqlite:///{db_file}"], stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(4)
-    ]
-    errors = [w.communicate(timeout=60)[1] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0, 0, 0], errors
-    revision = (
-        create_engine(f"sqlite:///{db_file}")
-        .connect()
-        .exec_driver_sql("SELECT version_num FROM alembic_version")
-        .scalar()
-    )
-    assert revision == head_revision()

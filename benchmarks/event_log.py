@@ -1,0 +1,272 @@
+"""Append throughput of the SQLite event log, beside a floor measured in the same run.
+
+Measured: events/s through ``SqlEventLog.append`` into a fresh, migrated SQLite
+file (WAL, ``synchronous=FULL``), for single-event transactions (round-robin over
+50 streams, ``expected_version`` checked) and 100-event transactions. Events are
+built before the clock starts; each round uses fresh files; medians are shown.
+
+The floor is fair: the same workload through plain ``sqlite3`` on the same disk
+with the same durability (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE`` ...
+``COMMIT`` per append), the same table (constraints, index, triggers) and the
+same work per append: look up the stored event ids, read and check the stream
+version, read ``max(position)``, insert the rows with ``json.dumps`` payloads.
+It leaves out just what is under scrutiny: SQLAlchemy and pydantic (the floor
+gets ``event.payload()`` dicts made before timing). "bare insert" is a leaner
+reference: INSERT + COMMIT per transaction, every parameter made in advance.
+
+Within a round the implementations run interleaved in chunks, so drifting disk
+latency (fsync time on a shared machine can change several-fold within seconds)
+hits them alike; the ratio is the median of the per-round ratios. Nothing here
+asserts on timings: the script prints and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from autoopt.domain.events import PromptExtracted
+from autoopt.infrastructure.db import open_database
+from autoopt.infrastructure.event_store import SqlEventLog
+from autoopt.infrastructure.settings import DatabaseSettings
+
+STREAMS = 50
+AIM = 0.7  # single-event appends should reach this fraction of the floor
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite
+
+# What migrations/versions/0001_events.py creates on SQLite.
+DDL = """
+CREATE TABLE events (
+    position INTEGER NOT NULL, event_id VARCHAR(36) NOT NULL,
+    stream_id VARCHAR(1000) NOT NULL, stream_version INTEGER NOT NULL,
+    event_type VARCHAR(100) NOT NULL, schema_version INTEGER NOT NULL,
+    occurred_at DATETIME NOT NULL, correlation_id VARCHAR(100), causation_id VARCHAR(100),
+    payload JSON NOT NULL,
+    CONSTRAINT pk_events PRIMARY KEY (position),
+    CONSTRAINT uq_events_event_id UNIQUE (event_id),
+    CONSTRAINT uq_events_stream_id_stream_version UNIQUE (stream_id, stream_version)
+);
+CREATE INDEX ix_events_correlation_id ON events (correlation_id);
+CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END;
+CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END;
+"""
+INSERT = (
+    "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
+    " schema_version, occurred_at, correlation_id, causation_id, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+Batch = tuple[str, list[PromptExtracted], int]  # stream_id, events, expected_version
+Step = Callable[[], object]  # one append, one transaction
+# event_id, event_type, schema_version, occurred_at, correlation_id, causation_id, payload
+Row = tuple[str, str, int, datetime, str | None, str | None, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    batch_size: int
+    events: int  # per round
+
+
+def make_batches(workload: Workload) -> list[Batch]:
+    batches: list[Batch] = []
+    for i in range(workload.events // workload.batch_size):
+        run_id = f"run-{i % STREAMS}"
+        events = [
+            PromptExtracted(
+                event_id=uuid.uuid4(),
+                occurred_at=EPOCH + timedelta(seconds=i, microseconds=n),
+                correlation_id=run_id,
+                run_id=run_id,
+                prompt_id=f"wf-1/17115289158{n:02d}/prompt_template/0/text",
+                workflow_id="wf-1",
+                node_id=f"17115289158{n:02d}",
+                node_title="LLM",
+                node_type="llm",
+                field_path="/prompt_template/0/text",
+                role="system",
+                text=f"Summarize {{{{#sys.query#}}}} in {n + 1} sentences.",
+                variables=("sys.query",),
+            )
+            for n in range(workload.batch_size)
+        ]
+        batches.append((run_id, events, i // STREAMS * workload.batch_size))
+    return batches
+
+
+def autoopt_steps(path: Path, batches: list[Batch], stack: ExitStack) -> list[Step]:
+    engine = open_database(DatabaseSettings(url=f"sqlite:///{path}", sqlite_synchronous="FULL"))
+    stack.callback(engine.dispose)
+    log = SqlEventLog(engine)
+    return [partial(log.append, stream, events, expected) for stream, events, expected in batches]
+
+
+def open_floor(path: Path, stack: ExitStack) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    stack.callback(conn.close)
+    for pragma in ("busy_timeout=30000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.executescript(DDL)
+    return conn
+
+
+def plain_rows(events: list[PromptExtracted]) -> list[Row]:
+    """Made before timing: the floor does no pydantic work."""
+    rows: list[Row] = []
+    for e in events:
+        head = (str(e.event_id), e.event_type, e.schema_version, e.occurred_at)
+        rows.append((*head, e.correlation_id, e.causation_id, e.payload()))
+    return rows
+
+
+def to_params(pos: int, stream_id: str, version: int, row: Row) -> tuple[Any, ...]:
+    eid, etype, sv, at, corr, cause, payload = row
+    when = at.strftime(SQLITE_DATETIME)
+    return (pos, eid, stream_id, version, etype, sv, when, corr, cause, json.dumps(payload))
+
+
+def floor_append(conn: sqlite3.Connection, stream_id: str, rows: list[Row], expected: int) -> None:
+    """What ``SqlEventLog.append`` does, by hand."""
+    ids = [row[0] for row in rows]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        marks = ",".join("?" * len(ids))
+        query = f"SELECT event_id, position FROM events WHERE event_id IN ({marks})"
+        stored = dict(conn.execute(query, ids))
+        if len(stored) < len(ids):
+            if stored:
+                raise RuntimeError("batch partly stored")
+            query = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?"
+            (current,) = conn.execute(query, (stream_id,)).fetchone()
+            if expected != current:
+                raise RuntimeError(f"stream {stream_id!r} is at {current}, expected {expected}")
+            (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+            conn.executemany(
+                INSERT,
+                [to_params(last + k, stream_id, current + k, r) for k, r in enumerate(rows, 1)],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def floor_steps(path: Path, batches: list[Batch], stack: ExitStack) -> list[Step]:
+    conn = open_floor(path, stack)
+    return [partial(floor_append, conn, s, plain_rows(events), exp) for s, events, exp in batches]
+
+
+def bare_insert(conn: sqlite3.Connection, params: list[tuple[Any, ...]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(INSERT, params)
+    conn.execute("COMMIT")
+
+
+def bare_steps(path: Path, batches: list[Batch], stack: ExitStack) -> list[Step]:
+    conn = open_floor(path, stack)
+    steps: list[Step] = []
+    for i, (stream_id, events, expected) in enumerate(batches):
+        first = i * len(events)  # every batch of a workload has the same size
+        rows = enumerate(plain_rows(events), 1)
+        params = [to_params(first + k, stream_id, expected + k, row) for k, row in rows]
+        steps.append(partial(bare_insert, conn, params))
+    return steps
+
+
+IMPLEMENTATIONS = {"autoopt": autoopt_steps, "floor": floor_steps, "bare_insert": bare_steps}
+
+
+def run_round(workload: Workload, directory: Path, chunks: int) -> dict[str, float]:
+    """Events/s of each implementation on fresh files, their appends interleaved in chunks."""
+    with ExitStack() as stack:
+        steps = {
+            name: prepare(directory / f"{name}.db", make_batches(workload), stack)
+            for name, prepare in IMPLEMENTATIONS.items()
+        }
+        seconds = dict.fromkeys(steps, 0.0)
+        names, count = list(steps), len(steps["autoopt"])
+        gc.collect()
+        gc.freeze()  # keep the prepared events out of the collector's way while timing
+        try:
+            for c in range(chunks):
+                for name in names[c % 3 :] + names[: c % 3]:
+                    chunk = steps[name][count * c // chunks : count * (c + 1) // chunks]
+                    start = time.perf_counter()
+                    for step in chunk:
+                        step()
+                    seconds[name] += time.perf_counter() - start
+        finally:
+            gc.unfreeze()
+    for name in names:
+        (directory / f"{name}.db").unlink()
+    return {name: workload.events / s for name, s in seconds.items()}
+
+
+def measure(workload: Workload, rounds: int, chunks: int, directory: Path) -> dict[str, Any]:
+    samples = [run_round(workload, directory, chunks) for _ in range(rounds)]
+    rates = {name: [s[name] for s in samples] for name in IMPLEMENTATIONS}
+    return {
+        "workload": workload.name,
+        "batch_size": workload.batch_size,
+        "events_per_round": workload.events,
+        **{f"{name}_eps": statistics.median(values) for name, values in rates.items()},
+        "ratio": statistics.median(s["autoopt"] / s["floor"] for s in samples),
+        "samples_eps": rates,
+    }
+
+
+def print_table(results: list[dict[str, Any]], rounds: int) -> None:
+    print(f"SQLite event log appends, events/s, median of {rounds} rounds")
+    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, WAL, sync=FULL")
+    head = f"{'workload':<24}{'autoopt':>9}{'floor':>9}{'ratio':>8}{'aim':>10}{'bare insert':>13}"
+    print(f"{head}\n{'-' * len(head)}")
+    for i, res in enumerate(results):
+        name = f"{res['workload']} ({res['events_per_round']})"
+        aim = f">={AIM:.2f}x" if i == 0 else ""
+        print(
+            f"{name:<24}{res['autoopt_eps']:>9,.0f}{res['floor_eps']:>9,.0f}"
+            f"{res['ratio']:>7.2f}x{aim:>10}{res['bare_insert_eps']:>13,.0f}"
+        )
+    single = results[0]["ratio"]
+    print(f"aim (single-event >= {AIM:.2f}x floor): {'met' if single >= AIM else 'NOT met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="SQLite event log append throughput")
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for CI smoke runs")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    singles, batched, rounds, chunks = (50, 500, 3, 2) if args.quick else (1000, 5000, 5, 20)
+    workloads = [Workload("single-event tx", 1, singles), Workload("100-event tx", 100, batched)]
+    with tempfile.TemporaryDirectory(prefix="autoopt-bench-") as tmp:
+        results = [measure(w, rounds, chunks, Path(tmp)) for w in workloads]
+    if args.json:
+        meta = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+        aim = {"single_event_ratio_at_least": AIM, "met": results[0]["ratio"] >= AIM}
+        print(json.dumps({**meta, "rounds": rounds, "aim": aim, "results": results}, indent=2))
+    else:
+        print_table(results, rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
