@@ -8,8 +8,9 @@ built before the clock starts; each round uses fresh files; medians are shown.
 The floor is fair: the same workload through plain ``sqlite3`` on the same disk
 with the same durability (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE`` ...
 ``COMMIT`` per append), the same table (constraints, index, triggers) and the
-same work per append: look up the stored event ids, read and check the stream
-version, read ``max(position)``, insert the rows with ``json.dumps`` payloads.
+same work per append, in the same statements: look up the stored event ids,
+read the stream version and ``max(position)`` in one query, check the version,
+insert the rows with ``json.dumps`` payloads.
 It leaves out just what is under scrutiny: SQLAlchemy and pydantic (the floor
 gets ``event.payload()`` dicts made before timing). "bare insert" is a leaner
 reference: INSERT + COMMIT per transaction, every parameter made in advance.
@@ -150,16 +151,19 @@ def floor_append(conn: sqlite3.Connection, stream_id: str, rows: list[Row], expe
     conn.execute("BEGIN IMMEDIATE")
     try:
         marks = ",".join("?" * len(ids))
-        query = f"SELECT event_id, position FROM events WHERE event_id IN ({marks})"
-        stored = dict(conn.execute(query, ids))
+        query = f"SELECT event_id, position, stream_id FROM events WHERE event_id IN ({marks})"
+        stored = {eid: (pos, sid) for eid, pos, sid in conn.execute(query, ids)}
         if len(stored) < len(ids):
             if stored:
                 raise RuntimeError("batch partly stored")
-            query = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?"
-            (current,) = conn.execute(query, (stream_id,)).fetchone()
+            # The same single round trip for both heads that SqlEventLog makes.
+            query = (
+                "SELECT (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?),"
+                " (SELECT coalesce(max(position), 0) FROM events)"
+            )
+            current, last = conn.execute(query, (stream_id,)).fetchone()
             if expected != current:
                 raise RuntimeError(f"stream {stream_id!r} is at {current}, expected {expected}")
-            (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
             conn.executemany(
                 INSERT,
                 [to_params(last + k, stream_id, current + k, r) for k, r in enumerate(rows, 1)],
