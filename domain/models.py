@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class FrozenModel(BaseModel):
@@ -58,3 +58,21 @@ class PromptPatch(FrozenModel):
     old_text: str
     new_text: str
     version: int = Field(ge=1)
+
+
+VersionKind = Literal["baseline", "optimized", "manual", "rollback"]
+
+
+class PromptVersion(FrozenModel):
+    """One immutable version of one prompt; the file store keeps one file per version."""
+
+    prompt_id: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    text: str
+    kind: VersionKind
+    created_at: AwareDatetime
+    scores: Scores | None = None
+    strategy: str | None = None
+    parent_version: int | None = Field(default=None, ge=1)
+    run_id: str | None = None
+    note: str = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -10,6 +11,7 @@ from uuid import UUID
 
 from autoopt.domain.errors import ConcurrencyError, DuplicateEventError
 from autoopt.domain.events import DomainEvent
+from autoopt.domain.models import PromptVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,31 @@ class EventLog(Protocol):
     def stream_version(self, stream_id: str) -> int: ...
 
     def last_position(self) -> int: ...
+
+
+class VersionStorage(Protocol):
+    """Where prompt versions live. Versions are immutable once saved.
+
+    ``locked(prompt_id)`` holds the prompt's exclusive lock (across processes
+    for the file store) and may be re-entered by its holder, so a caller can
+    number a version, save it and record it as one step.
+    """
+
+    def locked(self, prompt_id: str) -> AbstractContextManager[None]: ...
+
+    def save_version(self, version: PromptVersion) -> str: ...
+
+    def get_version(self, prompt_id: str, version: int) -> PromptVersion: ...
+
+    def get_latest_version(self, prompt_id: str) -> PromptVersion | None: ...
+
+    def latest_version_number(self, prompt_id: str) -> int: ...
+
+    def list_versions(self, prompt_id: str) -> list[int]: ...
+
+    def delete_version(self, prompt_id: str, version: int) -> None: ...
+
+    def list_prompts(self) -> list[str]: ...
 
 
 class Clock(Protocol):

@@ -1,0 +1,69 @@
+"""Prompt versions in a dict: the ``VersionStorage`` fake for unit tests.
+
+It keeps the file store's contract (same suite) within one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from autoopt.domain.errors import ConcurrencyError, NotFoundError
+from autoopt.domain.models import PromptVersion
+from autoopt.infrastructure.storage.codec import content_sha256, encode_version
+
+
+class InMemoryVersionStorage:
+    def __init__(self) -> None:
+        self._versions: dict[str, dict[int, PromptVersion]] = {}
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def locked(self, prompt_id: str) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def save_version(self, version: PromptVersion) -> str:
+        with self._lock:
+            versions = self._versions.setdefault(version.prompt_id, {})
+            latest = max(versions, default=0)
+            if version.version <= latest:
+                raise ConcurrencyError(
+                    f"prompt {version.prompt_id!r} already has version {latest}; "
+                    f"cannot save {version.version}"
+                )
+            versions[version.version] = version
+            return content_sha256(encode_version(version))
+
+    def get_version(self, prompt_id: str, version: int) -> PromptVersion:
+        with self._lock:
+            found = self._versions.get(prompt_id, {}).get(version)
+        if found is None:
+            raise NotFoundError(f"prompt {prompt_id!r} has no version {version}")
+        return found
+
+    def get_latest_version(self, prompt_id: str) -> PromptVersion | None:
+        latest = self.latest_version_number(prompt_id)
+        return self.get_version(prompt_id, latest) if latest else None
+
+    def latest_version_number(self, prompt_id: str) -> int:
+        with self._lock:
+            return max(self._versions.get(prompt_id, {}), default=0)
+
+    def list_versions(self, prompt_id: str) -> list[int]:
+        with self._lock:
+            return sorted(self._versions.get(prompt_id, {}))
+
+    def delete_version(self, prompt_id: str, version: int) -> None:
+        with self._lock:
+            versions = self._versions.get(prompt_id, {})
+            if version not in versions:
+                raise NotFoundError(f"prompt {prompt_id!r} has no version {version}")
+            del versions[version]
+            if not versions:
+                del self._versions[prompt_id]
+
+    def list_prompts(self) -> list[str]:
+        with self._lock:
+            return sorted(self._versions)
