@@ -125,7 +125,7 @@ class VersionCreated(DomainEvent):
     version: int = Field(ge=1)
     kind: Literal["baseline", "optimized", "manual", "rollback"]
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    scores: Scores
+    scores: Scores | None = None
     strategy: str | None = None
     parent_version: int | None = Field(default=None, ge=1)
     run_id: str | None = None

@@ -127,6 +127,16 @@ class FileSystemStorage:
         self._cache.put((prompt_id, version), loaded)
         return loaded
 
+    def content_sha256(self, prompt_id: str, version: int) -> str:
+        """SHA-256 of the stored bytes, as ``VersionCreated`` records it."""
+        path = self._prompt_dir(prompt_id) / f"{version}.json"
+        try:
+            return content_sha256(path.read_bytes())
+        except FileNotFoundError:
+            raise NotFoundError(f"prompt {prompt_id!r} has no version {version}") from None
+        except OSError as exc:
+            raise StorageError(f"{path}: cannot read ({exc.strerror})") from exc
+
     def get_latest_version(self, prompt_id: str) -> PromptVersion | None:
         latest = self.latest_version_number(prompt_id)
         return self.get_version(prompt_id, latest) if latest else None

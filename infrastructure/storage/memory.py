@@ -43,6 +43,9 @@ class InMemoryVersionStorage:
             raise NotFoundError(f"prompt {prompt_id!r} has no version {version}")
         return found
 
+    def content_sha256(self, prompt_id: str, version: int) -> str:
+        return content_sha256(encode_version(self.get_version(prompt_id, version)))
+
     def get_latest_version(self, prompt_id: str) -> PromptVersion | None:
         latest = self.latest_version_number(prompt_id)
         return self.get_version(prompt_id, latest) if latest else None
