@@ -19,8 +19,8 @@ class SteppingClock:
 
 
 class SequentialIds:
-    def __init__(self) -> None:
-        self._n = 0
+    def __init__(self, start: int = 0) -> None:
+        self._n = start
 
     def new_id(self) -> uuid.UUID:
         self._n += 1

@@ -190,6 +190,6 @@ def test_numbering_follows_the_log_when_the_store_is_behind(parts) -> None:
     manager, _, log = parts
     manager.create_version(PROMPT, "one", kind="baseline")
     # A store that lost its files (or never had them) must not hand out 1 again.
-    other = VersionManager(InMemoryVersionStorage(), log, SteppingClock(), SequentialIds())
+    other = VersionManager(InMemoryVersionStorage(), log, SteppingClock(), SequentialIds(1000))
     assert other.create_version(PROMPT, "next", kind="manual").version == 2
     assert [r.stream_version for r in log.read_stream(prompt_stream(PROMPT))] == [1, 2]
