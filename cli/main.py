@@ -15,6 +15,8 @@ import click
 from autoopt.cli.context import CliState, configure_logging
 from autoopt.cli.db_commands import db
 from autoopt.cli.events_commands import events_group
+from autoopt.cli.maintenance_commands import fsck, storage_group
+from autoopt.cli.versions_commands import versions_group
 from autoopt.domain.errors import OptimizerError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -65,6 +67,9 @@ def cli(
 
 cli.add_command(db)
 cli.add_command(events_group)
+cli.add_command(versions_group)
+cli.add_command(storage_group)
+cli.add_command(fsck)
 
 
 def main() -> None:

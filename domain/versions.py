@@ -150,6 +150,24 @@ class VersionManager:
             key=lambda v: (v.scores is not None, v.scores.overall if v.scores else 0, v.version),
         )
 
+    def prune(self, prompt_id: str, keep: int) -> list[int]:
+        """Remove the files of all but the newest ``keep`` versions; returns their numbers.
+
+        The latest and the best version always stay, and so do the events:
+        the log still tells what every removed version was.
+        """
+        if keep < 1:
+            raise ValueError("keep at least one version")
+        with self._storage.locked(prompt_id):
+            numbers = sorted(self._storage.list_versions(prompt_id), reverse=True)
+            if len(numbers) <= keep:
+                return []
+            protected = {*numbers[:keep], self.get_best_version(prompt_id).version}
+            doomed = sorted(n for n in numbers if n not in protected)
+            for number in doomed:
+                self._storage.delete_version(prompt_id, number)
+            return doomed
+
     def _next_version(
         self,
         prompt_id: str,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy import Engine
 
+from autoopt.domain.errors import ConfigurationError
 from autoopt.domain.ports import Clock, EventLog, IdFactory
+from autoopt.domain.versions import VersionManager
 from autoopt.infrastructure.clock import RandomIds, SystemClock
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.settings import Settings
+from autoopt.infrastructure.storage import FileSystemStorage
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,25 @@ class Container:
     event_log: EventLog
     clock: Clock
     ids: IdFactory
+
+    @cached_property
+    def storage(self) -> FileSystemStorage:
+        config = self.settings.storage
+        if config.backend != "filesystem":
+            raise ConfigurationError(
+                f"storage.backend: {config.backend!r} is not available yet; use 'filesystem'"
+            )
+        return FileSystemStorage(
+            config.storage_dir,
+            use_index=config.use_index,
+            use_cache=config.use_cache,
+            cache_size=config.cache_size,
+            enable_sharding=config.enable_sharding,
+        )
+
+    @cached_property
+    def versions(self) -> VersionManager:
+        return VersionManager(self.storage, self.event_log, self.clock, self.ids)
 
 
 def build(settings: Settings) -> Container:

@@ -5,6 +5,7 @@ Layout::
     {storage_dir}/index.json                 {prompt_id: {"latest": n, "total": k}}
     {storage_dir}/{prompt dir}/prompt.json   {"prompt_id": ...}: maps the folder back to its id
     {storage_dir}/{prompt dir}/{n}.json      version n, n = 1, 2, 3 ...
+    {storage_dir}/{prompt dir}/deleted.json  numbers whose files were removed on purpose
     {storage_dir}/{prompt dir}/.lock         the prompt's lock file
 
 With sharding the prompt folders sit under ``{h[0:2]}/{h[2:4]}/`` of the id's
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 INDEX_FILE = "index.json"
 META_FILE = "prompt.json"
+DELETED_FILE = "deleted.json"
 LOCK_FILE = ".lock"
 _VERSION_FILE = re.compile(r"^([1-9][0-9]*)\.json$")
 
@@ -163,19 +165,39 @@ class FileSystemStorage:
         return self._scan_versions(self._prompt_dir(prompt_id))
 
     def delete_version(self, prompt_id: str, version: int) -> None:
+        """Remove a version's file; its number is remembered in ``deleted.json``.
+
+        The record is written before the file goes, so a crash in between
+        leaves a file marked deleted (harmless), never a file gone unrecorded,
+        and ``fsck`` can tell a removed version from a lost one.
+        """
         with self.locked(prompt_id):
             folder = self._prompt_dir(prompt_id)
             path = folder / f"{version}.json"
+            if not path.exists():
+                raise NotFoundError(f"prompt {prompt_id!r} has no version {version}")
+            deleted = sorted({*self.deleted_versions(prompt_id), version})
             try:
+                write_atomic(folder / DELETED_FILE, json.dumps(deleted).encode(), durable=True)
                 path.unlink()
-            except FileNotFoundError:
-                raise NotFoundError(f"prompt {prompt_id!r} has no version {version}") from None
             except OSError as exc:
                 raise StorageError(f"{path}: cannot delete ({exc.strerror})") from exc
             fsync_dir(folder)
             self._cache.discard((prompt_id, version))
             if self.use_index:
                 self._set_index_entry(prompt_id, self._scan_versions(folder))
+
+    def deleted_versions(self, prompt_id: str) -> list[int]:
+        path = self._prompt_dir(prompt_id) / DELETED_FILE
+        try:
+            numbers = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"{path}: unreadable record of deleted versions") from exc
+        if not isinstance(numbers, list) or not all(isinstance(n, int) for n in numbers):
+            raise StorageError(f"{path}: unreadable record of deleted versions")
+        return numbers
 
     def list_prompts(self) -> list[str]:
         if self.use_index:

@@ -17,6 +17,7 @@ from autoopt.infrastructure.storage.codec import content_sha256, encode_version
 class InMemoryVersionStorage:
     def __init__(self) -> None:
         self._versions: dict[str, dict[int, PromptVersion]] = {}
+        self._deleted: dict[str, set[int]] = {}
         self._lock = threading.RLock()
 
     @contextmanager
@@ -64,8 +65,13 @@ class InMemoryVersionStorage:
             if version not in versions:
                 raise NotFoundError(f"prompt {prompt_id!r} has no version {version}")
             del versions[version]
+            self._deleted.setdefault(prompt_id, set()).add(version)
             if not versions:
                 del self._versions[prompt_id]
+
+    def deleted_versions(self, prompt_id: str) -> list[int]:
+        with self._lock:
+            return sorted(self._deleted.get(prompt_id, ()))
 
     def list_prompts(self) -> list[str]:
         with self._lock:

@@ -6,9 +6,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from autoopt.cli.main import cli
+from autoopt.infrastructure.bootstrap import Container, build
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
-from autoopt.infrastructure.settings import DatabaseSettings
+from autoopt.infrastructure.settings import DatabaseSettings, load_settings
 
 
 class Invoke:
@@ -18,14 +19,24 @@ class Invoke:
         self.db_file = db_file
         self.url = f"sqlite:///{db_file}"
         self.workdir = workdir
+        self.storage_dir = workdir / "versions"
+        self.env = {
+            "OPTIMIZER_DATABASE_URL": self.url,
+            "OPTIMIZER_STORAGE_DIR": str(self.storage_dir),
+        }
 
     def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
         runner = CliRunner()
-        environment = {"OPTIMIZER_DATABASE_URL": self.url, **(env or {})}
-        return runner.invoke(cli, list(args), env=environment, catch_exceptions=False)
+        return runner.invoke(
+            cli, list(args), env={**self.env, **(env or {})}, catch_exceptions=False
+        )
 
     def log(self) -> SqlEventLog:
         return SqlEventLog(open_database(DatabaseSettings(url=self.url)))
+
+    def container(self) -> Container:
+        """The services the CLI builds, over the same database and store."""
+        return build(load_settings(None, environ=self.env))
 
 
 @pytest.fixture

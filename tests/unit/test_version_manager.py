@@ -193,3 +193,20 @@ def test_numbering_follows_the_log_when_the_store_is_behind(parts) -> None:
     other = VersionManager(InMemoryVersionStorage(), log, SteppingClock(), SequentialIds(1000))
     assert other.create_version(PROMPT, "next", kind="manual").version == 2
     assert [r.stream_version for r in log.read_stream(prompt_stream(PROMPT))] == [1, 2]
+
+
+def test_prune_keeps_the_newest_the_latest_and_the_best(parts) -> None:
+    manager, storage, log = parts
+    for n, overall in enumerate([40, 95, 50, 60, 55, 45], start=1):
+        manager.create_version(PROMPT, f"text {n}", kind="manual", scores=scores(overall))
+    assert manager.prune(PROMPT, keep=2) == [1, 3, 4]
+    assert storage.list_versions(PROMPT) == [2, 5, 6]
+    assert storage.deleted_versions(PROMPT) == [1, 3, 4]
+    assert log.stream_version(prompt_stream(PROMPT)) == 6  # the events stay
+    assert manager.prune(PROMPT, keep=2) == []
+    assert manager.create_version(PROMPT, "next", kind="manual").version == 7
+
+
+def test_prune_keeps_at_least_one(parts) -> None:
+    with pytest.raises(ValueError):
+        parts[0].prune(PROMPT, keep=0)
