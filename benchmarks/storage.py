@@ -255,7 +255,7 @@ def print_table(result: dict[str, Any], aims: list[dict[str, Any]], size: Size) 
             print(f"{start if i == 0 else ' ' * len(start)}  {aim.get('aim', ''):<13}{met}")
     print(
         f"latest_version_number at {size.big:,} versions / at 10: "
-        f"{result['latest_big_vs_ten']:.2f}x (O(1): the index, checked by two stats)"
+        f"{result['latest_big_vs_ten']:.2f}x (O(1): index hint + forward probe)"
     )
     print(
         "floors: save = temp write + fsync + os.replace + folder fsync of the same bytes;"

@@ -44,6 +44,11 @@ class CliState:
             self._container = build(self.settings())
         return self._container
 
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
 
 pass_state = click.make_pass_decorator(CliState)
 

@@ -62,6 +62,7 @@ def cli(
     if database_url is not None:
         overrides.append(Override(("database", "url"), database_url, "--database-url"))
     ctx.obj = CliState(config_file=config_file, overrides=overrides, verbosity=verbose)
+    ctx.call_on_close(ctx.obj.close)
     configure_logging({0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
 
 

@@ -180,14 +180,15 @@ class VersionManager:
         note: str,
     ) -> PromptVersion:
         self.reconcile(prompt_id)
-        # The log remembers numbers whose files cleanup removed; never reuse one.
-        number = (
-            max(
-                self._storage.latest_version_number(prompt_id),
-                self._log.stream_version(prompt_stream(prompt_id)),
+        number = self._storage.next_version_number(prompt_id)
+        recorded = self._log.stream_version(prompt_stream(prompt_id))
+        if recorded >= number:
+            # Files the log knows of are gone without a tombstone: damage, not
+            # history. Numbering on would hide it; fsck names what is missing.
+            raise StorageError(
+                f"prompt {prompt_id!r}: the log has version {recorded} but the store "
+                f"ends at {number - 1}; run 'autoopt fsck'"
             )
-            + 1
-        )
         return PromptVersion(
             prompt_id=prompt_id,
             version=number,

@@ -44,6 +44,14 @@ class Container:
     def versions(self) -> VersionManager:
         return VersionManager(self.storage, self.event_log, self.clock, self.ids)
 
+    def close(self) -> None:
+        """Flush what is pending (the store's index) and release connections."""
+        if "storage" in self.__dict__:
+            self.storage.close()
+        if isinstance(self.event_log, SqlEventLog):
+            self.event_log.close()
+        self.engine.dispose()
+
 
 def build(settings: Settings) -> Container:
     """Open (and on first use create) the database, and assemble the services."""

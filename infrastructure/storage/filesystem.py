@@ -4,16 +4,17 @@ Layout::
 
     {storage_dir}/index.json                 {prompt_id: {"latest": n, "total": k}}
     {storage_dir}/{prompt dir}/prompt.json   {"prompt_id": ...}: maps the folder back to its id
-    {storage_dir}/{prompt dir}/{n}.json      version n, n = 1, 2, 3 ...
-    {storage_dir}/{prompt dir}/deleted.json  numbers whose files were removed on purpose
+    {storage_dir}/{prompt dir}/{n}.json      version n, n = 1, 2, 3 ... without gaps
+    {storage_dir}/{prompt dir}/{n}.deleted   tombstone of a version removed on purpose
     {storage_dir}/{prompt dir}/.lock         the prompt's lock file
 
 With sharding the prompt folders sit under ``{h[0:2]}/{h[2:4]}/`` of the id's
 hash. Version files are written durably (fsync of file and folder) under the
-prompt's lock. The index is a cache of what the files say: it is written
-atomically but not fsynced, and every answer it gives is checked against the
-files (version ``latest`` exists, ``latest + 1`` does not) before it is used,
-so a missing, stale or corrupt index costs a rebuild, never a wrong answer.
+prompt's lock, and a new version must be the next number after every version
+and tombstone there is. That makes the numbers a gap-free run, so the latest
+version is found by starting at the index's hint and probing forward until a
+number has neither file nor tombstone: a few ``stat`` calls, whatever the
+number of versions, and right even when the index is stale (see ``index.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from autoopt.infrastructure.storage.atomic import (
     write_atomic,
 )
 from autoopt.infrastructure.storage.codec import content_sha256, decode_version, encode_version
+from autoopt.infrastructure.storage.index import VersionIndex
 from autoopt.infrastructure.storage.locks import LockTable
 from autoopt.infrastructure.storage.lru import LRUCache
 from autoopt.infrastructure.storage.naming import prompt_dir_name, shard_parts
@@ -45,9 +47,10 @@ logger = logging.getLogger(__name__)
 
 INDEX_FILE = "index.json"
 META_FILE = "prompt.json"
-DELETED_FILE = "deleted.json"
 LOCK_FILE = ".lock"
+TOMBSTONE_SUFFIX = ".deleted"
 _VERSION_FILE = re.compile(r"^([1-9][0-9]*)\.json$")
+_NUMBERED_FILE = re.compile(r"^([1-9][0-9]*)(\.json|\.deleted)$")
 
 # Locks belong to the process: every store object on the same folder shares them.
 _LOCKS = LockTable()
@@ -68,15 +71,29 @@ class FileSystemStorage:
         self._cache: LRUCache[tuple[str, int], PromptVersion] = LRUCache(
             cache_size if use_cache else 0
         )
-        self._index: dict[str, dict[str, int]] = {}
-        self._index_stamp: tuple[int, int, int] | None = None
         try:
             self.storage_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"{self.storage_dir}: cannot create ({exc.strerror})") from exc
         self.cleanup_temp_files()
-        if use_index and not self._index_path.exists():
-            self.rebuild_index()
+        self._index = (
+            VersionIndex(
+                self.storage_dir / INDEX_FILE,
+                _LOCKS.get(self.storage_dir / ".index.lock"),
+                lambda prompt_id: _latest_and_total(self._scan(self._prompt_dir(prompt_id))[0]),
+                lambda: (
+                    (prompt_id, _latest_and_total(self._scan(folder)[0]))
+                    for prompt_id, folder in self._walk_prompt_dirs()
+                ),
+            )
+            if use_index
+            else None
+        )
+
+    def close(self) -> None:
+        """Write this process's pending index updates (also done at exit)."""
+        if self._index is not None:
+            self._index.flush()
 
     # -- cache counters -------------------------------------------------------------
 
@@ -104,12 +121,12 @@ class FileSystemStorage:
         """Write a new version durably; returns the SHA-256 of the stored bytes."""
         prompt_id, number = version.prompt_id, version.version
         with self.locked(prompt_id):
-            folder = self._prompt_dir(prompt_id)
-            target = folder / f"{number}.json"
-            latest = self.latest_version_number(prompt_id)
-            if number <= latest or target.exists():
+            target = self._prompt_dir(prompt_id) / f"{number}.json"
+            _latest, high = self._head(prompt_id)
+            if number != high + 1:
                 raise ConcurrencyError(
-                    f"prompt {prompt_id!r} already has version {latest}; cannot save {number}"
+                    f"prompt {prompt_id!r} is at version {high}; the next version is "
+                    f"{high + 1}, not {number}"
                 )
             data = encode_version(version)
             try:
@@ -117,7 +134,8 @@ class FileSystemStorage:
             except OSError as exc:
                 raise StorageError(f"{target}: cannot write ({exc.strerror})") from exc
             self._cache.put((prompt_id, number), version)
-            self._update_index(prompt_id, latest=number, total_delta=1)
+            if self._index is not None:
+                self._index.note_saved(prompt_id, number)
             return content_sha256(data)
 
     def get_version(self, prompt_id: str, version: int) -> PromptVersion:
@@ -144,78 +162,52 @@ class FileSystemStorage:
         return self.get_version(prompt_id, latest) if latest else None
 
     def latest_version_number(self, prompt_id: str) -> int:
-        """The highest version, from the index when the files confirm it, else by listing."""
-        folder = self._prompt_dir(prompt_id)
-        if self.use_index:
-            entry = self._load_index().get(prompt_id)
-            if entry is not None:
-                latest = entry["latest"]
-                if (folder / f"{latest}.json").exists() and not (
-                    folder / f"{latest + 1}.json"
-                ).exists():
-                    return latest
-            elif not folder.exists():
-                return 0
-        versions = self._scan_versions(folder)
-        if self.use_index:
-            self._set_index_entry(prompt_id, versions)
-        return versions[-1] if versions else 0
+        return self._head(prompt_id)[0]
+
+    def next_version_number(self, prompt_id: str) -> int:
+        """One past every version and tombstone: the only number a save accepts."""
+        return self._head(prompt_id)[1] + 1
 
     def list_versions(self, prompt_id: str) -> list[int]:
-        return self._scan_versions(self._prompt_dir(prompt_id))
+        return self._scan(self._prompt_dir(prompt_id))[0]
 
     def delete_version(self, prompt_id: str, version: int) -> None:
-        """Remove a version's file; its number is remembered in ``deleted.json``.
+        """Remove a version's file, leaving a tombstone ``{n}.deleted`` in its place.
 
-        The record is written before the file goes, so a crash in between
-        leaves a file marked deleted (harmless), never a file gone unrecorded,
-        and ``fsck`` can tell a removed version from a lost one.
+        The tombstone is written first, so a crash in between leaves a file
+        marked deleted (harmless), never a file gone without a trace: ``fsck``
+        tells a removed version from a lost one, and the number is never reused.
         """
         with self.locked(prompt_id):
             folder = self._prompt_dir(prompt_id)
             path = folder / f"{version}.json"
             if not path.exists():
                 raise NotFoundError(f"prompt {prompt_id!r} has no version {version}")
-            deleted = sorted({*self.deleted_versions(prompt_id), version})
             try:
-                write_atomic(folder / DELETED_FILE, json.dumps(deleted).encode(), durable=True)
+                write_atomic(folder / f"{version}{TOMBSTONE_SUFFIX}", b"", durable=True)
                 path.unlink()
             except OSError as exc:
                 raise StorageError(f"{path}: cannot delete ({exc.strerror})") from exc
             fsync_dir(folder)
             self._cache.discard((prompt_id, version))
-            if self.use_index:
-                self._set_index_entry(prompt_id, self._scan_versions(folder))
+            if self._index is not None:
+                self._index.note_found(prompt_id, *_latest_and_total(self._scan(folder)[0]))
+                self._index.flush()
 
     def deleted_versions(self, prompt_id: str) -> list[int]:
-        path = self._prompt_dir(prompt_id) / DELETED_FILE
-        try:
-            numbers = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
-            raise StorageError(f"{path}: unreadable record of deleted versions") from exc
-        if not isinstance(numbers, list) or not all(isinstance(n, int) for n in numbers):
-            raise StorageError(f"{path}: unreadable record of deleted versions")
-        return numbers
+        return self._scan(self._prompt_dir(prompt_id))[1]
 
     def list_prompts(self) -> list[str]:
-        if self.use_index:
-            return sorted(self._load_index())
-        return sorted(prompt_id for prompt_id, _ in self._walk_prompt_dirs())
+        """Every prompt with at least one version file, read from the folders."""
+        return sorted(p for p, folder in self._walk_prompt_dirs() if self._scan(folder)[0])
 
     # -- maintenance ----------------------------------------------------------------
 
     def rebuild_index(self) -> int:
         """Rebuild ``index.json`` from the files; returns the number of prompts."""
-        with _LOCKS.get(self.storage_dir / ".index.lock").hold():
-            index = {}
-            for prompt_id, folder in self._walk_prompt_dirs():
-                versions = self._scan_versions(folder)
-                if versions:
-                    index[prompt_id] = {"latest": versions[-1], "total": len(versions)}
-            self._write_index(index, durable=True)
-        return len(index)
+        if self._index is None:
+            return 0
+        return self._index.rebuild()
 
     def cleanup_temp_files(self) -> int:
         """Remove temp files left by writers that died; returns how many."""
@@ -233,18 +225,17 @@ class FileSystemStorage:
     def get_storage_stats(self) -> dict[str, Any]:
         prompts = versions = size = 0
         for _, folder in self._walk_prompt_dirs():
-            prompts += 1
-            for entry in os.scandir(folder):
-                if _VERSION_FILE.match(entry.name):
-                    versions += 1
-                    size += entry.stat().st_size
+            files = [e for e in os.scandir(folder) if _VERSION_FILE.match(e.name)]
+            prompts += bool(files)
+            versions += len(files)
+            size += sum(e.stat().st_size for e in files)
         return {
             "storage_dir": str(self.storage_dir),
             "prompts": prompts,
             "versions": versions,
             "bytes": size,
             "sharding": self.enable_sharding,
-            "index": self.use_index,
+            "index": self._index is not None,
             "cache_size": self._cache.capacity,
             "cache_entries": len(self._cache),
             "cache_hits": self.hits,
@@ -253,13 +244,21 @@ class FileSystemStorage:
         }
 
     def verify(self) -> list[str]:
-        """Every problem found, one line each; an empty list means all is well."""
-        problems = []
-        index = self._read_index_file() if self.use_index else None
+        """Every problem found, one line each; an empty list means all is well.
+
+        This process's pending index updates are written first, so the index
+        is compared as it stands once every writer has flushed.
+        """
+        problems = [f"{p}: temp file left by a writer" for p in _temp_files(self.storage_dir)]
+        index = None
+        if self._index is not None:
+            self._index.flush()
+            index = self._index.read_file()
+            if index is None:
+                problems.append(f"{self._index.path}: missing or not an index")
         seen: set[str] = set()
         for prompt_id, folder in self._walk_prompt_dirs():
-            seen.add(prompt_id)
-            versions = self._scan_versions(folder)
+            versions = self._scan(folder)[0]
             for number in versions:
                 try:
                     self._read_version(folder / f"{number}.json", prompt_id, number)
@@ -267,6 +266,7 @@ class FileSystemStorage:
                     problems.append(str(exc))
             problems.extend(f"{p}: temp file left by a writer" for p in _temp_files(folder))
             if index is not None and versions:
+                seen.add(prompt_id)
                 expected = {"latest": versions[-1], "total": len(versions)}
                 if index.get(prompt_id) != expected:
                     problems.append(f"index.json: entry for {prompt_id!r} is not {expected}")
@@ -277,10 +277,6 @@ class FileSystemStorage:
         return problems
 
     # -- internals ------------------------------------------------------------------
-
-    @property
-    def _index_path(self) -> Path:
-        return self.storage_dir / INDEX_FILE
 
     def _prompt_dir(self, prompt_id: str) -> Path:
         if self.enable_sharding:
@@ -314,12 +310,50 @@ class FileSystemStorage:
             )
         return version
 
-    def _scan_versions(self, folder: Path) -> list[int]:
+    def _head(self, prompt_id: str) -> tuple[int, int]:
+        """(latest version, highest number taken by a version or a tombstone).
+
+        Starts at the index's hint and probes forward while a number has a
+        file or a tombstone; numbers have no gaps, so the first free number
+        ends the run. Without a usable hint the folder is listed.
+        """
+        folder = self._prompt_dir(prompt_id)
+        entry = self._index.entry(prompt_id) if self._index is not None else None
+        if entry is None and self._index is not None and not folder.exists():
+            return 0, 0
+        start = entry["latest"] if entry else 0
+        if start and (folder / f"{start}.json").exists():
+            latest = high = start
+            total = entry["total"] if entry else 0
+            while True:
+                if (folder / f"{high + 1}.json").exists():
+                    high = latest = high + 1
+                    total += 1
+                elif (folder / f"{high + 1}{TOMBSTONE_SUFFIX}").exists():
+                    high += 1
+                else:
+                    break
+            if latest != start and self._index is not None:
+                self._index.note_found(prompt_id, latest, total)
+            return latest, high
+        versions, deleted = self._scan(folder)
+        if self._index is not None:
+            self._index.note_found(prompt_id, *_latest_and_total(versions))
+        latest = versions[-1] if versions else 0
+        return latest, max(latest, deleted[-1] if deleted else 0)
+
+    def _scan(self, folder: Path) -> tuple[list[int], list[int]]:
+        """The version numbers and the tombstone numbers in a folder, sorted."""
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
-            return []
-        return sorted(int(m.group(1)) for m in map(_VERSION_FILE.match, names) if m)
+            return [], []
+        versions, deleted = [], []
+        for name in names:
+            match = _NUMBERED_FILE.match(name)
+            if match:
+                (versions if match.group(2) == ".json" else deleted).append(int(match.group(1)))
+        return sorted(versions), sorted(deleted)
 
     def _walk_prompt_dirs(self) -> Iterator[tuple[str, Path]]:
         depth = 2 if self.enable_sharding else 0
@@ -336,72 +370,9 @@ class FileSystemStorage:
                 if isinstance(prompt_id, str):
                     yield prompt_id, Path(entry.path)
 
-    def _read_index_file(self) -> dict[str, dict[str, int]] | None:
-        try:
-            document = json.loads(self._index_path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(document, dict) or not all(
-            isinstance(v, dict)
-            and isinstance(v.get("latest"), int)
-            and isinstance(v.get("total"), int)
-            for v in document.values()
-        ):
-            return None
-        return document
 
-    def _load_index(self, *, fresh: bool = False) -> dict[str, dict[str, int]]:
-        """The parsed index, re-read when the file changed (or always, with ``fresh``).
-
-        Writers pass ``fresh``: a stat stamp can repeat (coarse mtimes, reused
-        inodes), and a stale copy written back would undo another writer's entry.
-        """
-        try:
-            stat = self._index_path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        except FileNotFoundError:
-            stamp = None
-        if not fresh and stamp is not None and stamp == self._index_stamp:
-            return self._index
-        index = self._read_index_file() if stamp is not None else None
-        if index is None:
-            logger.warning("%s is missing or corrupt; rebuilding it", self._index_path)
-            self.rebuild_index()
-            index = self._read_index_file() or {}
-        self._index = index
-        self._index_stamp = stamp
-        return index
-
-    def _update_index(self, prompt_id: str, *, latest: int, total_delta: int) -> None:
-        if not self.use_index:
-            return
-        with _LOCKS.get(self.storage_dir / ".index.lock").hold():
-            index = dict(self._load_index(fresh=True))
-            entry = index.get(prompt_id, {"latest": 0, "total": 0})
-            index[prompt_id] = {
-                "latest": max(entry["latest"], latest),
-                "total": entry["total"] + total_delta,
-            }
-            self._write_index(index, durable=False)
-
-    def _set_index_entry(self, prompt_id: str, versions: list[int]) -> None:
-        with _LOCKS.get(self.storage_dir / ".index.lock").hold():
-            index = dict(self._load_index(fresh=True))
-            if versions:
-                index[prompt_id] = {"latest": versions[-1], "total": len(versions)}
-            elif index.pop(prompt_id, None) is None:
-                return
-            self._write_index(index, durable=False)
-
-    def _write_index(self, index: dict[str, dict[str, int]], *, durable: bool) -> None:
-        data = json.dumps(index, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        try:
-            write_atomic(self._index_path, data, durable=durable)
-            stat = self._index_path.stat()
-        except OSError as exc:
-            raise StorageError(f"{self._index_path}: cannot write ({exc.strerror})") from exc
-        self._index = index
-        self._index_stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+def _latest_and_total(versions: list[int]) -> tuple[int, int]:
+    return (versions[-1] if versions else 0), len(versions)
 
 
 def _subdirs(folder: Path) -> list[os.DirEntry[str]]:

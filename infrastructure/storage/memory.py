@@ -27,14 +27,13 @@ class InMemoryVersionStorage:
 
     def save_version(self, version: PromptVersion) -> str:
         with self._lock:
-            versions = self._versions.setdefault(version.prompt_id, {})
-            latest = max(versions, default=0)
-            if version.version <= latest:
+            high = self.next_version_number(version.prompt_id) - 1
+            if version.version != high + 1:
                 raise ConcurrencyError(
-                    f"prompt {version.prompt_id!r} already has version {latest}; "
-                    f"cannot save {version.version}"
+                    f"prompt {version.prompt_id!r} is at version {high}; the next version is "
+                    f"{high + 1}, not {version.version}"
                 )
-            versions[version.version] = version
+            self._versions.setdefault(version.prompt_id, {})[version.version] = version
             return content_sha256(encode_version(version))
 
     def get_version(self, prompt_id: str, version: int) -> PromptVersion:
@@ -54,6 +53,11 @@ class InMemoryVersionStorage:
     def latest_version_number(self, prompt_id: str) -> int:
         with self._lock:
             return max(self._versions.get(prompt_id, {}), default=0)
+
+    def next_version_number(self, prompt_id: str) -> int:
+        with self._lock:
+            taken = [*self._versions.get(prompt_id, {}), *self._deleted.get(prompt_id, ())]
+            return max(taken, default=0) + 1
 
     def list_versions(self, prompt_id: str) -> list[int]:
         with self._lock:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,9 +36,14 @@ class Invoke:
     def log(self) -> SqlEventLog:
         return SqlEventLog(open_database(DatabaseSettings(url=self.url)))
 
-    def container(self) -> Container:
+    @contextmanager
+    def services(self) -> Iterator[Container]:
         """The services the CLI builds, over the same database and store."""
-        return build(load_settings(None, environ=self.env))
+        container = build(load_settings(None, environ=self.env))
+        try:
+            yield container
+        finally:
+            container.close()
 
 
 @pytest.fixture

@@ -17,21 +17,21 @@ PROMPT = "wf-1/1711528915811/prompt_template/0/text"
 
 @pytest.fixture
 def versioned(autoopt: Invoke) -> Invoke:
-    manager = autoopt.container().versions
-    manager.create_version(
-        PROMPT,
-        "Summarize {{#sys.query#}}.\nBe brief.\n",
-        kind="baseline",
-        scores=Scores(overall=50, clarity=45, efficiency=57.5),
-    )
-    manager.create_version(
-        PROMPT,
-        "Summarize {{#sys.query#}} in 3 bullets.\nBe brief.\n",
-        kind="optimized",
-        scores=Scores(overall=72, clarity=80, efficiency=60),
-        strategy="clarity_focus",
-        parent_version=1,
-    )
+    with autoopt.services() as services:
+        services.versions.create_version(
+            PROMPT,
+            "Summarize {{#sys.query#}}.\nBe brief.\n",
+            kind="baseline",
+            scores=Scores(overall=50, clarity=45, efficiency=57.5),
+        )
+        services.versions.create_version(
+            PROMPT,
+            "Summarize {{#sys.query#}} in 3 bullets.\nBe brief.\n",
+            kind="optimized",
+            scores=Scores(overall=72, clarity=80, efficiency=60),
+            strategy="clarity_focus",
+            parent_version=1,
+        )
     return autoopt
 
 
@@ -108,30 +108,33 @@ def test_storage_verify_names_a_corrupt_file(versioned: Invoke) -> None:
 
 
 def test_cleanup_keeps_latest_and_best_and_fsck_stays_clean(versioned: Invoke) -> None:
-    manager = versioned.container().versions
-    for n, overall in enumerate([40, 30, 20], start=3):
-        manager.create_version(
-            PROMPT,
-            f"text {n}",
-            kind="manual",
-            scores=Scores(overall=overall, clarity=50, efficiency=50),
-        )
+    with versioned.services() as services:
+        for n, overall in enumerate([40, 30, 20], start=3):
+            services.versions.create_version(
+                PROMPT,
+                f"text {n}",
+                kind="manual",
+                scores=Scores(overall=overall, clarity=50, efficiency=50),
+            )
     result = versioned("storage", "cleanup", "--keep", "1", "--format", "csv")
     assert result.stdout == f"prompt_id,removed\n{PROMPT},1 3 4\n"
-    assert sorted(p.name for p in prompt_folder(versioned).glob("*.json")) == [
+    assert sorted(p.name for p in prompt_folder(versioned).glob("[0-9]*")) == [
+        "1.deleted",
         "2.json",
+        "3.deleted",
+        "4.deleted",
         "5.json",
-        "deleted.json",
-        "prompt.json",
     ]
     assert versioned("fsck").stdout == "ok\n"
 
 
 def test_fsck_finds_and_repairs_a_version_without_its_event(versioned: Invoke) -> None:
-    storage = versioned.container().storage
-    storage.save_version(
-        PromptVersion(prompt_id=PROMPT, version=3, text="crashed", kind="manual", created_at=at(7))
-    )
+    with versioned.services() as services:
+        services.storage.save_version(
+            PromptVersion(
+                prompt_id=PROMPT, version=3, text="crashed", kind="manual", created_at=at(7)
+            )
+        )
     result = versioned("fsck")
     assert result.exit_code == 1
     assert result.stdout == f"{PROMPT}: version 3 has no event in the log\n"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from autoopt.domain.errors import NotFoundError
+from autoopt.domain.errors import NotFoundError, StorageError
 from autoopt.domain.events import VersionCreated, VersionRolledBack
 from autoopt.domain.models import PromptVersion, Scores
 from autoopt.domain.versions import VersionManager, prompt_stream
@@ -186,13 +186,15 @@ def test_a_number_whose_file_was_removed_is_never_reused(parts) -> None:
     assert log.stream_version(prompt_stream(PROMPT)) == 3
 
 
-def test_numbering_follows_the_log_when_the_store_is_behind(parts) -> None:
+def test_a_store_behind_the_log_is_refused_not_renumbered(parts) -> None:
     manager, _, log = parts
     manager.create_version(PROMPT, "one", kind="baseline")
-    # A store that lost its files (or never had them) must not hand out 1 again.
+    # A store that lost its files (no tombstones) must not hand out 1 again,
+    # nor silently skip to 2 and hide the loss.
     other = VersionManager(InMemoryVersionStorage(), log, SteppingClock(), SequentialIds(1000))
-    assert other.create_version(PROMPT, "next", kind="manual").version == 2
-    assert [r.stream_version for r in log.read_stream(prompt_stream(PROMPT))] == [1, 2]
+    with pytest.raises(StorageError, match="the log has version 1 but the store ends at 0"):
+        other.create_version(PROMPT, "next", kind="manual")
+    assert log.stream_version(prompt_stream(PROMPT)) == 1
 
 
 def test_prune_keeps_the_newest_the_latest_and_the_best(parts) -> None:
