@@ -1,14 +1,18 @@
-"""A process that creates versions of one prompt until it is killed.
+"""A process that creates versions of one prompt through the VersionManager.
 
-Run as ``python -m tests.integration.version_writer DB_URL STORAGE_DIR PROMPT``.
-It prints ``ready`` once its imports are done, then the number of every
-version whose ``create_version`` returned, one per line, flushed at once: what
-it printed is what it was promised.
+Run as ``python -m tests.integration.version_writer DB_URL STORAGE_DIR PROMPT
+[--count N] [--go FILE]``. It prints ``ready`` once its imports are done, waits
+for FILE to exist if given, then prints the number of every version whose
+``create_version`` returned, one per line, flushed at once: what it printed is
+what it was promised. Without ``--count`` it writes until it is killed.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import itertools
+import time
+from pathlib import Path
 
 from autoopt.domain.models import Scores
 from autoopt.infrastructure.bootstrap import build
@@ -16,28 +20,36 @@ from autoopt.infrastructure.settings import Override, load_settings
 
 
 def main() -> None:
-    url, storage_dir, prompt_id = sys.argv[1:4]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("storage_dir")
+    parser.add_argument("prompt_id")
+    parser.add_argument("--count", type=int)
+    parser.add_argument("--go", type=Path)
+    args = parser.parse_args()
     settings = load_settings(
         None,
         [
-            Override(("database", "url"), url, "db"),
-            Override(("storage", "storage_dir"), storage_dir, "dir"),
+            Override(("database", "url"), args.url, "db"),
+            Override(("storage", "storage_dir"), args.storage_dir, "dir"),
         ],
         environ={},
     )
-    versions = build(settings).versions
+    services = build(settings)
     print("ready", flush=True)
-    n = 0
-    while True:
-        n += 1
-        created = versions.create_version(
-            prompt_id,
+    while args.go is not None and not args.go.exists():
+        time.sleep(0.001)
+    counter = itertools.count(1) if args.count is None else range(1, args.count + 1)
+    for n in counter:
+        created = services.versions.create_version(
+            args.prompt_id,
             f"Answer {{{{#sys.query#}}}} in {n} sentences. 简洁地回答。",
             kind="optimized",
             scores=Scores(overall=n % 100, clarity=50, efficiency=50),
             strategy="clarity_focus",
         )
         print(created.version, flush=True)
+    services.close()
 
 
 if __name__ == "__main__":
