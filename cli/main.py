@@ -14,6 +14,7 @@ import click
 
 from autoopt.cli.context import CliState, configure_logging
 from autoopt.cli.db_commands import db
+from autoopt.cli.dsl_commands import patches_group, prompts_group
 from autoopt.cli.events_commands import events_group
 from autoopt.cli.maintenance_commands import fsck, storage_group
 from autoopt.cli.versions_commands import versions_group
@@ -71,6 +72,8 @@ cli.add_command(events_group)
 cli.add_command(versions_group)
 cli.add_command(storage_group)
 cli.add_command(fsck)
+cli.add_command(prompts_group)
+cli.add_command(patches_group)
 
 
 def main() -> None:

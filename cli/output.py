@@ -46,7 +46,7 @@ def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) 
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+            writer.writerow([_flat(row.get(c)) for c in columns])
         return buffer.getvalue().rstrip("\n")
     return _table(rows, columns)
 
@@ -66,9 +66,16 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cell(value: Any) -> str:
+def _flat(value: Any) -> Any:
+    """A cell of a flat format: lists joined by spaces, None empty."""
     if value is None:
         return ""
-    text = str(value)
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return value
+
+
+def _cell(value: Any) -> str:
+    text = str(_flat(value))
     # One row per line, whatever the value holds.
     return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -133,7 +133,11 @@ class VersionCreated(DomainEvent):
 
 class PatchEmitted(DomainEvent):
     run_id: str
+    prompt_id: str
     patch: PromptPatch
+    old_text: str
+    new_text: str
+    version: int | None = Field(default=None, ge=1)
 
 
 class RunCompleted(DomainEvent):

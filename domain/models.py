@@ -50,14 +50,24 @@ class LLMExchange(FrozenModel):
 
 
 class PromptPatch(FrozenModel):
-    """A change to one prompt-bearing string of a Dify DSL document."""
+    """A change to one prompt-bearing string of a Dify DSL document.
 
-    prompt_id: str
-    node_id: str | None
-    field_path: str
-    old_text: str
-    new_text: str
-    version: int = Field(ge=1)
+    ``by_id`` selects with ``node_id`` and a field path inside that node's
+    ``data`` (for app-level prompts ``node_id`` is None and the path starts at
+    the document's root); ``by_path`` selects with a path from the document's
+    root. Paths are JSON-pointer-like, as ``Prompt.field_path`` and
+    ``Prompt.document_path`` give them. ``template`` renders ``content`` as a
+    sandboxed Jinja2 template with ``original`` bound to the current text.
+    """
+
+    workflow_id: str
+    node_id: str | None = None
+    selector_type: Literal["by_id", "by_path"] = "by_id"
+    selector_value: str = Field(min_length=1)
+    strategy: Literal["replace", "prepend", "append", "template"] = "replace"
+    content: str
+    if_missing: Literal["skip", "error"] = "error"
+    metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
 VersionKind = Literal["baseline", "optimized", "manual", "rollback"]
@@ -76,3 +86,29 @@ class PromptVersion(FrozenModel):
     parent_version: int | None = Field(default=None, ge=1)
     run_id: str | None = None
     note: str = ""
+
+
+class Prompt(FrozenModel):
+    """One prompt-bearing string of a Dify app.
+
+    ``field_path`` points at the string inside the node's ``data`` (inside the
+    document for app-level prompts, whose ``node_id`` is None);
+    ``document_path`` points at it from the document's root. Both are
+    JSON-pointer-like: ``/prompt_template/0/text``.
+    """
+
+    prompt_id: str
+    workflow_id: str
+    node_id: str | None
+    node_title: str | None
+    node_type: str
+    field_path: str
+    document_path: str
+    role: str | None = None
+    edition: Literal["basic", "jinja2"] = "basic"
+    text: str
+    variables: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()

@@ -71,11 +71,17 @@ class DatabaseSettings(_Section):
     busy_timeout_ms: int = Field(default=30_000, ge=0)
 
 
+class DSLSettings(_Section):
+    # Real exports are under 100 kB; the limit only stops a file that is not one.
+    max_bytes: int = Field(default=10_000_000, ge=1_000)
+
+
 class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     optimization: OptimizationSettings = Field(default_factory=OptimizationSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    dsl: DSLSettings = Field(default_factory=DSLSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
 
     def effective(self) -> dict[str, Any]:

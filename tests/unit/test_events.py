@@ -96,11 +96,16 @@ def test_version_created_and_patch_emitted_carry_their_value_objects() -> None:
         event_id=uuid.uuid4(),
         occurred_at=at(2),
         run_id="r",
+        prompt_id="Demo/1/prompt_template/0/text",
         patch=PromptPatch(
-            prompt_id="p", node_id="1", field_path="/x", old_text="a", new_text="b", version=2
+            workflow_id="Demo", node_id="1", selector_value="/prompt_template/0/text", content="b"
         ),
+        old_text="a",
+        new_text="b",
+        version=2,
     )
-    assert patch.payload()["patch"]["new_text"] == "b"
+    assert patch.payload()["patch"]["selector_type"] == "by_id"
+    assert patch.payload()["new_text"] == "b"
 
 
 def test_a_v1_iteration_payload_is_upcast_to_the_current_schema() -> None:

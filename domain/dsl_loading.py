@@ -1,0 +1,197 @@
+"""Reading a Dify app DSL safely, checking that it is one, and writing it back.
+
+Input is hostile until proven otherwise: a size limit comes first, then a
+strict UTF-8 decode (a BOM is fine), then a scan of the YAML event stream that
+bounds nesting depth and alias expansion (a "billion laughs" document is
+refused before anything is built), and only then ``safe_load``. Dify's
+export-API wrapper ``{"data": "<yaml>"}`` is unwrapped. Every refusal is a
+``DSLFormatError`` that names the source and the place in the document.
+
+Output follows Dify's own export: ``yaml.dump(document, allow_unicode=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from autoopt.domain.errors import DSLFormatError
+
+DEFAULT_MAX_BYTES = 10_000_000
+MAX_DEPTH = 100
+MAX_EXPANDED_NODES = 2_000_000
+APP_MODES = ("workflow", "advanced-chat", "chat", "agent-chat", "completion")
+GRAPH_MODES = ("workflow", "advanced-chat")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+@dataclass(frozen=True)
+class DifyApp:
+    """A validated Dify app document and what identifies it."""
+
+    source: str
+    document: dict[str, Any]
+    mode: str
+    name: str
+    version: str
+
+    @property
+    def workflow_id(self) -> str:
+        """The app's name: stable across re-exports, so prompt ids keep their history."""
+        return " ".join(self.name.split()) or "app"
+
+
+def load_dsl(data: bytes | str, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> DifyApp:
+    text = _decode(data, source, max_bytes)
+    document = _parse(text, source)
+    if (
+        isinstance(document, dict)
+        and "app" not in document
+        and isinstance(document.get("data"), str)
+    ):
+        # Dify's export API answers {"data": "<the YAML>"}.
+        document = _parse(document["data"], source)
+    return validate_app(document, source)
+
+
+def validate_app(document: Any, source: str) -> DifyApp:
+    where = _Where(source)
+    if not isinstance(document, dict):
+        raise where.error("", f"expected a mapping at the top, found {describe_kind(document)}")
+    app = document.get("app")
+    if not isinstance(app, dict):
+        raise where.error(
+            "app", "missing" if app is None else f"expected a mapping, found {describe_kind(app)}"
+        )
+    mode = app.get("mode")
+    if mode not in APP_MODES:
+        raise where.error("app.mode", f"expected one of {', '.join(APP_MODES)}, found {mode!r}")
+    name = app.get("name", "")
+    if not isinstance(name, str):
+        raise where.error("app.name", f"expected a string, found {describe_kind(name)}")
+    version = document.get("version", "0.1.0")
+    if version is None:
+        version = "0.1.0"
+    if not isinstance(version, str | int | float):
+        raise where.error("version", f"expected a version string, found {describe_kind(version)}")
+    if mode in GRAPH_MODES:
+        _validate_graph(document, where)
+    else:
+        config = document.get("model_config")
+        if not isinstance(config, dict):
+            found = (
+                "missing"
+                if config is None
+                else f"expected a mapping, found {describe_kind(config)}"
+            )
+            raise where.error("model_config", found)
+    return DifyApp(source, document, str(mode), name, str(version))
+
+
+def dump_dsl(document: dict[str, Any]) -> str:
+    """The document as Dify exports it."""
+    return yaml.dump(document, Dumper=_Dumper, allow_unicode=True)
+
+
+def _validate_graph(document: dict[str, Any], where: _Where) -> None:
+    workflow = document.get("workflow")
+    if not isinstance(workflow, dict):
+        raise where.error("workflow", "missing" if workflow is None else "expected a mapping")
+    graph = workflow.get("graph")
+    if not isinstance(graph, dict):
+        raise where.error("workflow.graph", "missing" if graph is None else "expected a mapping")
+    nodes = graph.get("nodes")
+    if not isinstance(nodes, list):
+        found = "missing" if nodes is None else f"expected a list, found {describe_kind(nodes)}"
+        raise where.error("workflow.graph.nodes", found)
+    for i, node in enumerate(nodes):
+        path = f"workflow.graph.nodes[{i}]"
+        if not isinstance(node, dict):
+            raise where.error(path, f"expected a mapping, found {describe_kind(node)}")
+        if node.get("type") == "custom-note":
+            continue
+        if not isinstance(node.get("id"), str | int):
+            raise where.error(f"{path}.id", "expected a node id")
+        if not isinstance(node.get("data"), dict):
+            raise where.error(f"{path}.data", "expected a mapping with the node's settings")
+
+
+class _Where:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, path: str, problem: str) -> DSLFormatError:
+        return DSLFormatError(
+            f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}"
+        )
+
+
+def _decode(data: bytes | str, source: str, max_bytes: int) -> str:
+    size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    if size > max_bytes:
+        raise DSLFormatError(f"{source}: {size} bytes is more than the limit of {max_bytes}")
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DSLFormatError(f"{source}: UTF-16 text; export the app as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DSLFormatError(
+            f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+
+
+def _parse(text: str, source: str) -> Any:
+    if not text.strip():
+        raise DSLFormatError(f"{source}: the file is empty")
+    try:
+        _check_shape(text, source)
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise DSLFormatError(f"{source}: not valid YAML{where}: {problem}") from exc
+
+
+def _check_shape(text: str, source: str) -> None:
+    """Bound nesting and alias expansion from the event stream, before building anything."""
+    depth = 0
+    expanded = 0
+    open_anchors: list[tuple[str | None, int]] = []
+    anchor_sizes: dict[str, int] = {}
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            expanded += anchor_sizes.get(event.anchor or "", 1)
+        elif isinstance(event, yaml.NodeEvent):
+            expanded += 1
+            anchor = getattr(event, "anchor", None)
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise DSLFormatError(f"{source}: nested more than {MAX_DEPTH} levels deep")
+                open_anchors.append((anchor, expanded))
+            elif anchor:
+                anchor_sizes[anchor] = 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, started = open_anchors.pop()
+            if anchor:
+                anchor_sizes[anchor] = expanded - started + 1
+        if expanded > MAX_EXPANDED_NODES:
+            raise DSLFormatError(
+                f"{source}: aliases expand to more than {MAX_EXPANDED_NODES:,} nodes"
+            )
+
+
+def describe_kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), f"a {type(value).__name__}"
+    )

@@ -1,0 +1,127 @@
+"""Applying prompt patches to a Dify document: exactly the targeted strings change.
+
+A patch replaces one string in place, so a message stays a message in its list
+with its ``id``, ``role`` and ``edition_type``, and nothing else in the
+document moves. The input document is never modified; a new one is returned.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from autoopt.domain.dsl import APP_NODE, Path, dotted
+from autoopt.domain.dsl_loading import GRAPH_MODES, DifyApp
+from autoopt.domain.errors import DSLFormatError
+from autoopt.domain.models import PromptPatch
+
+# Templates come from patch authors; the prompt they change is only ever data.
+_TEMPLATES = ImmutableSandboxedEnvironment(
+    autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True
+)
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    patch: PromptPatch
+    status: Literal["applied", "skipped"]
+    document_path: str | None
+    old_text: str | None
+    new_text: str | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PatchOutcome:
+    document: dict[str, Any]
+    results: list[PatchResult]
+
+    @property
+    def applied(self) -> list[PatchResult]:
+        return [r for r in self.results if r.status == "applied"]
+
+
+def apply_patches(app: DifyApp, patches: list[PromptPatch]) -> PatchOutcome:
+    document = copy.deepcopy(app.document)
+    results = []
+    for number, patch in enumerate(patches, start=1):
+        label = f"{app.source}: patch {number}"
+        located = _locate(app, document, patch)
+        if isinstance(located, str):
+            if patch.if_missing == "error":
+                raise DSLFormatError(f"{label}: {located}")
+            results.append(PatchResult(patch, "skipped", None, None, None, located))
+            continue
+        path, parent, key = located
+        old = parent[key]
+        if not isinstance(old, str):
+            raise DSLFormatError(f"{label}: {dotted(path)} is not a text")
+        new = _render(patch, old, label)
+        parent[key] = new
+        results.append(PatchResult(patch, "applied", _pointer(path), old, new))
+    return PatchOutcome(document, results)
+
+
+def parse_pointer(text: str) -> Path:
+    """``/prompt_template/0/text`` -> ("prompt_template", 0, "text")."""
+    if not text.startswith("/"):
+        raise DSLFormatError(f"{text!r} is not a path (it must start with '/')")
+    parts: list[str | int] = []
+    for raw in text[1:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        parts.append(int(part) if part.isdigit() else part)
+    return tuple(parts)
+
+
+def _pointer(path: Path) -> str:
+    return "".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}" for p in path)
+
+
+def _locate(
+    app: DifyApp, document: dict[str, Any], patch: PromptPatch
+) -> tuple[Path, Any, str | int] | str:
+    """Where the patch points (the path, the container, the key), or why it points nowhere."""
+    if patch.workflow_id != app.workflow_id:
+        return f"the patch is for workflow {patch.workflow_id!r}, the app is {app.workflow_id!r}"
+    relative = parse_pointer(patch.selector_value)
+    if patch.selector_type == "by_path" or patch.node_id in (None, APP_NODE):
+        path = relative
+    else:
+        if app.mode not in GRAPH_MODES:
+            return f"a {app.mode} app has no nodes (looked for node {patch.node_id!r})"
+        nodes = document["workflow"]["graph"]["nodes"]
+        index = next((i for i, n in enumerate(nodes) if str(n.get("id")) == patch.node_id), None)
+        if index is None:
+            return f"no node {patch.node_id!r}"
+        path = ("workflow", "graph", "nodes", index, "data", *relative)
+    parent: Any = document
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(parent, list) and isinstance(part, int) and 0 <= part < len(parent):
+            if last:
+                return path, parent, part
+            parent = parent[part]
+        elif isinstance(parent, dict) and str(part) in parent:
+            if last:
+                return path, parent, str(part)
+            parent = parent[str(part)]
+        else:
+            return f"nothing at {dotted(path[: depth + 1])}"
+    return "an empty path selects the whole document, not a text"
+
+
+def _render(patch: PromptPatch, old: str, label: str) -> str:
+    if patch.strategy == "replace":
+        return patch.content
+    if patch.strategy == "prepend":
+        return patch.content + old
+    if patch.strategy == "append":
+        return old + patch.content
+    try:
+        return _TEMPLATES.from_string(patch.content).render(original=old)
+    except TemplateError as exc:
+        raise DSLFormatError(f"{label}: the template failed: {exc}") from exc

@@ -1,0 +1,36 @@
+"""Patch files: a JSON list of ``PromptPatch`` objects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from autoopt.domain.errors import DSLFormatError
+from autoopt.domain.models import PromptPatch
+
+MAX_PATCH_FILE_BYTES = 50_000_000
+_PATCHES = TypeAdapter(list[PromptPatch])
+
+
+def read_patches(path: Path) -> list[PromptPatch]:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PATCH_FILE_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise DSLFormatError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise DSLFormatError(f"{path}: cannot read ({exc.strerror})") from exc
+    if len(data) > MAX_PATCH_FILE_BYTES:
+        raise DSLFormatError(f"{path}: more than {MAX_PATCH_FILE_BYTES} bytes")
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DSLFormatError(f"{path}: not JSON ({exc})") from exc
+    try:
+        return _PATCHES.validate_python(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise DSLFormatError(f"{path}: {where.lstrip('.') or 'document'}: {first['msg']}") from exc
