@@ -26,7 +26,9 @@ APP_MODES = ("workflow", "advanced-chat", "chat", "agent-chat", "completion")
 GRAPH_MODES = ("workflow", "advanced-chat")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# The pure-Python dumper: it folds long strings exactly as Dify's own export
+# does (the C one does not), so an untouched file is written back unchanged.
+_Dumper = yaml.SafeDumper
 
 
 @dataclass(frozen=True)
