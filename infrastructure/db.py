@@ -94,7 +94,9 @@ def create_db_engine(settings: DatabaseSettings) -> Engine:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         # Straight to the driver: exec_driver_sql would add a full statement
         # execution to every transaction, a fifth of an append's CPU time.
-        connection.connection.driver_connection.execute(f"BEGIN {mode}")
+        driver = connection.connection.driver_connection
+        assert driver is not None, "a connection in a transaction has a driver connection"
+        driver.execute(f"BEGIN {mode}")
 
     return engine
 

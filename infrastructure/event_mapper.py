@@ -34,7 +34,7 @@ def event_to_row(
     }
 
 
-def row_to_recorded(row: Mapping[str, Any]) -> RecordedEvent:
+def row_to_recorded(row: Mapping[Any, Any]) -> RecordedEvent:
     position = row["position"]
     event_type = row["event_type"]
     try:

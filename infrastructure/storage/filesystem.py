@@ -348,7 +348,8 @@ class FileSystemStorage:
             names = os.listdir(folder)
         except FileNotFoundError:
             return [], []
-        versions, deleted = [], []
+        versions: list[int] = []
+        deleted: list[int] = []
         for name in names:
             match = _NUMBERED_FILE.match(name)
             if match:
