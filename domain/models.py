@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 
 class FrozenModel(BaseModel):
@@ -112,3 +112,28 @@ class Prompt(FrozenModel):
     @property
     def empty(self) -> bool:
         return not self.text.strip()
+
+
+class OptimizationConfig(FrozenModel):
+    """What one optimization run tries, and how good a candidate must be."""
+
+    strategies: tuple[str, ...] = ("llm_guided", "hybrid")
+    score_threshold: float = Field(default=80.0, ge=0, le=100)
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+    max_iterations: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from autoopt.domain.strategies import ALL_STRATEGIES
+
+        if not value:
+            raise ValueError("at least one strategy")
+        unknown = [s for s in value if s not in ALL_STRATEGIES]
+        if unknown:
+            raise ValueError(
+                f"unknown strategy {unknown[0]!r}; choose from {', '.join(ALL_STRATEGIES)}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("a strategy is listed twice")
+        return value

@@ -1,0 +1,161 @@
+"""The optimization cycle for one prompt: strategies x iterations x a confidence gate.
+
+A prompt at or above ``score_threshold`` with no critical issue is left alone,
+and so is an empty one. Otherwise each strategy starts from the original text
+and iterates on its best candidate so far; a round is accepted only when the
+candidate keeps every invariant, scores higher than the text it came from, and
+earns ``min_confidence``. A strategy stops at its first rejected round. The
+best accepted candidate across strategies wins, if it beats the baseline.
+
+Confidence (0-1): 0.5, plus 0.03 per point of improvement (at most 0.3), plus
+0.2 when clarity and efficiency both rise or 0.1 when one rises and neither
+falls, minus 0.2 for each of them that falls; 0 when an invariant fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from autoopt.domain.analyzer import PromptAnalysis, PromptAnalyzer
+from autoopt.domain.models import OptimizationConfig, Prompt
+from autoopt.domain.strategies import LLM_FALLBACKS, REWRITES, choose_auto, invariant_violation
+
+Decision = Literal["accepted", "rejected"]
+
+
+@dataclass(frozen=True)
+class Round:
+    strategy: str
+    iteration: int
+    candidate_text: str
+    score_before: float
+    score_after: float
+    confidence: float
+    decision: Decision
+    reason: str
+    analysis: PromptAnalysis
+    fallback_from: str | None = None
+    fallback_error: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptOutcome:
+    prompt: Prompt
+    baseline: PromptAnalysis
+    rounds: list[Round] = field(default_factory=list)
+    best: Round | None = None
+    skipped: str | None = None
+
+    @property
+    def final_text(self) -> str:
+        return self.best.candidate_text if self.best else self.prompt.text
+
+
+def confidence(before: PromptAnalysis, after: PromptAnalysis) -> float:
+    improvement = after.overall_score - before.overall_score
+    rose = [
+        after.clarity_score > before.clarity_score,
+        after.efficiency_score > before.efficiency_score,
+    ]
+    fell = [
+        after.clarity_score < before.clarity_score,
+        after.efficiency_score < before.efficiency_score,
+    ]
+    value = 0.5 + min(0.3, 0.03 * max(0.0, improvement))
+    if all(rose):
+        value += 0.2
+    elif any(rose) and not any(fell):
+        value += 0.1
+    value -= 0.2 * sum(fell)
+    return round(max(0.0, min(1.0, value)), 3)
+
+
+class PromptOptimizer:
+    def __init__(self, analyzer: PromptAnalyzer) -> None:
+        self._analyzer = analyzer
+
+    def analyze(self, prompt: Prompt) -> PromptAnalysis:
+        return self._analyzer.analyze(prompt.text, prompt.prompt_id, prompt.edition)
+
+    def optimize(
+        self, prompt: Prompt, config: OptimizationConfig, baseline: PromptAnalysis | None = None
+    ) -> PromptOutcome:
+        baseline = baseline or self.analyze(prompt)
+        if prompt.empty:
+            return PromptOutcome(prompt, baseline, skipped="empty prompt")
+        if baseline.overall_score >= config.score_threshold and not baseline.has_critical_issue:
+            return PromptOutcome(
+                prompt,
+                baseline,
+                skipped=f"score {baseline.overall_score:g} is at or above the threshold "
+                f"{config.score_threshold:g}",
+            )
+        rounds: list[Round] = []
+        best: Round | None = None
+        for strategy in config.strategies:
+            strategy_rounds = self._run_strategy(prompt, strategy, baseline, config)
+            rounds.extend(strategy_rounds)
+            accepted = [r for r in strategy_rounds if r.decision == "accepted"]
+            if accepted and (best is None or accepted[-1].score_after > best.score_after):
+                best = accepted[-1]
+        return PromptOutcome(prompt, baseline, rounds, best)
+
+    def _run_strategy(
+        self,
+        prompt: Prompt,
+        strategy: str,
+        baseline: PromptAnalysis,
+        config: OptimizationConfig,
+    ) -> list[Round]:
+        rounds: list[Round] = []
+        text, analysis = prompt.text, baseline
+        for iteration in range(1, config.max_iterations + 1):
+            rule, fallback_from, fallback_error = self._resolve(strategy, analysis)
+            candidate = REWRITES[rule](text, prompt.edition)
+            after = self._analyzer.analyze(candidate, prompt.prompt_id, prompt.edition)
+            violation = invariant_violation(prompt.text, candidate, prompt.edition)
+            gate = 0.0 if violation else confidence(analysis, after)
+            decision: Decision
+            if candidate == text:
+                decision, reason = "rejected", "no change"
+            elif violation:
+                decision, reason = "rejected", f"invariant broken: {violation}"
+            elif after.overall_score <= analysis.overall_score:
+                decision = "rejected"
+                reason = f"no improvement ({analysis.overall_score:g} -> {after.overall_score:g})"
+            elif gate < config.min_confidence:
+                decision = "rejected"
+                reason = f"confidence {gate:g} is below {config.min_confidence:g}"
+            else:
+                decision = "accepted"
+                reason = f"score {analysis.overall_score:g} -> {after.overall_score:g}"
+            rounds.append(
+                Round(
+                    strategy=strategy,
+                    iteration=iteration,
+                    candidate_text=candidate,
+                    score_before=analysis.overall_score,
+                    score_after=after.overall_score,
+                    confidence=gate,
+                    decision=decision,
+                    reason=reason,
+                    analysis=after,
+                    fallback_from=fallback_from,
+                    fallback_error=fallback_error,
+                )
+            )
+            if decision == "rejected":
+                break
+            text, analysis = candidate, after
+        return rounds
+
+    def _resolve(
+        self, strategy: str, analysis: PromptAnalysis
+    ) -> tuple[str, str | None, str | None]:
+        """The rule-based rewrite to run, and the fallback taken to reach it, if any."""
+        if strategy == "auto":
+            return choose_auto(analysis), None, None
+        if strategy in LLM_FALLBACKS:
+            return LLM_FALLBACKS[strategy], strategy, "no language model is configured"
+        return strategy, None, None

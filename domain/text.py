@@ -1,0 +1,113 @@
+"""Language-aware text primitives shared by the analyzer and the strategies.
+
+Prompts mix English, Chinese and Japanese, Dify variable references, code
+fences and JSON examples. Everything here treats references and code as
+opaque: they are masked before prose is measured or rewritten and restored
+byte for byte afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from autoopt.domain.references import find_references
+
+Language = Literal["en", "zh", "ja", "mixed", "none"]
+
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_KANA = r"\u3040-\u309f\u30a0-\u30ff\uff66-\uff9f"
+_CJK_CHAR = re.compile(f"[{_HAN}{_KANA}]")
+_KANA_CHAR = re.compile(f"[{_KANA}]")
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？!?])|\n+")
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+# A JSON-looking block: a line that opens with { or [ up to the line that closes it.
+_JSON_BLOCK = re.compile(r"(?m)^[ \t]*[\[{][^\n]*(?:\n(?![ \t]*$)[^\n]*)*?\n?[ \t]*[\]}][ \t]*,?$")
+MASK = "\ue000"  # a private-use character: never in real prompts
+
+
+@dataclass(frozen=True)
+class Masked:
+    """Text with references, code and JSON replaced by numbered masks."""
+
+    text: str
+    pieces: tuple[str, ...]
+
+    def restore(self, text: str) -> str:
+        def put_back(match: re.Match[str]) -> str:
+            return self.pieces[int(match.group(1))]
+
+        return re.sub(f"{MASK}(\\d+){MASK}", put_back, text)
+
+
+def mask(text: str, edition: str = "basic") -> Masked:
+    """Hide everything that must survive untouched behind ``MASK<n>MASK`` tokens."""
+    spans: list[tuple[int, int]] = []
+    for pattern in (_FENCE, _JSON_BLOCK, _INLINE_CODE):
+        for match in pattern.finditer(text):
+            if not _inside(match.start(), match.end(), spans):
+                spans.append((match.start(), match.end()))
+    for reference in find_references(text, edition):
+        end = reference.start + len(reference.raw)
+        if not _inside(reference.start, end, spans):
+            spans.append((reference.start, end))
+    spans.sort()
+    out: list[str] = []
+    pieces: list[str] = []
+    cursor = 0
+    for start, end in spans:
+        if start < cursor:
+            continue
+        out.append(text[cursor:start])
+        out.append(f"{MASK}{len(pieces)}{MASK}")
+        pieces.append(text[start:end])
+        cursor = end
+    out.append(text[cursor:])
+    return Masked("".join(out), tuple(pieces))
+
+
+def protected_pieces(text: str, edition: str = "basic") -> list[str]:
+    """References, code and JSON blocks, in order: what no strategy may change."""
+    return list(mask(text, edition).pieces)
+
+
+def detect_language(text: str) -> Language:
+    prose = mask(text).text
+    cjk = len(_CJK_CHAR.findall(prose))
+    latin = sum(len(w) for w in _LATIN_WORD.findall(prose))
+    if cjk == 0 and latin == 0:
+        return "none"
+    if cjk >= latin * 0.25 and cjk > 0:
+        return "ja" if _KANA_CHAR.search(prose) else "zh"
+    if latin > 0 and cjk == 0:
+        return "en"
+    return "en" if latin > cjk * 4 else "mixed"
+
+
+def estimate_tokens(text: str) -> int:
+    """Roughly what a BPE tokenizer would count: ~1 per CJK character, ~1.3 per word."""
+    cjk = len(_CJK_CHAR.findall(text))
+    words = len(_LATIN_WORD.findall(text))
+    numbers = len(_NUMBER.findall(text))
+    symbols = sum(1 for ch in text if not ch.isalnum() and not ch.isspace() and ch != MASK)
+    return int(cjk * 1.0 + words * 1.3 + numbers + symbols * 0.5 + 0.5)
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences, split at . ! ? and 。！？ and line breaks; blanks dropped."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def units(text: str) -> list[str]:
+    """Countable content units: lower-cased words and single CJK characters."""
+    found = [w.lower() for w in _LATIN_WORD.findall(text)]
+    found.extend(_CJK_CHAR.findall(text))
+    return found
+
+
+def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(s < end and start < e for s, e in spans)
