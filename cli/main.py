@@ -17,6 +17,8 @@ from autoopt.cli.db_commands import db
 from autoopt.cli.dsl_commands import patches_group, prompts_group
 from autoopt.cli.events_commands import events_group
 from autoopt.cli.maintenance_commands import fsck, storage_group
+from autoopt.cli.optimize_command import optimize
+from autoopt.cli.output import one_line
 from autoopt.cli.versions_commands import versions_group
 from autoopt.domain.errors import OptimizerError
 
@@ -28,9 +30,7 @@ class AutooptGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OptimizerError as exc:
-            # A driver's message may span lines; an error is one line here.
-            lines = (line.strip() for line in str(exc).splitlines())
-            raise click.ClickException(" ".join(line for line in lines if line)) from exc
+            raise click.ClickException(one_line(str(exc))) from exc
 
 
 @click.group(cls=AutooptGroup, context_settings=CONTEXT_SETTINGS)
@@ -74,6 +74,7 @@ cli.add_command(storage_group)
 cli.add_command(fsck)
 cli.add_command(prompts_group)
 cli.add_command(patches_group)
+cli.add_command(optimize)
 
 
 def main() -> None:

@@ -51,6 +51,11 @@ def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) 
     return _table(rows, columns)
 
 
+def one_line(text: str) -> str:
+    """A message as one line: an error is one line on the terminal, whatever it quotes."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> None:
     click.echo(render(rows, columns, fmt))
 

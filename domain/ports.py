@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from autoopt.domain.dsl_loading import DifyApp
 from autoopt.domain.errors import ConcurrencyError, DuplicateEventError
 from autoopt.domain.events import DomainEvent
 from autoopt.domain.models import PromptVersion
@@ -86,6 +87,23 @@ class VersionStorage(Protocol):
     def deleted_versions(self, prompt_id: str) -> list[int]: ...
 
     def list_prompts(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    workflow_id: str
+    source: str
+    sha256: str
+
+
+class WorkflowCatalog(Protocol):
+    """Dify apps known by workflow id, as the seed's service resolved them."""
+
+    def entries(self) -> list[CatalogEntry]: ...
+
+    def load(self, workflow_id: str) -> tuple[DifyApp, str]:
+        """The app and its DSL text; ``NotFoundError`` for an unknown id."""
+        ...
 
 
 class Clock(Protocol):

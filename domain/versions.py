@@ -113,6 +113,9 @@ class VersionManager:
             raise NotFoundError(f"no versions of prompt {prompt_id!r}")
         return latest
 
+    def latest_or_none(self, prompt_id: str) -> PromptVersion | None:
+        return self._storage.get_latest_version(prompt_id)
+
     def get_version_history(
         self, prompt_id: str, limit: int | None = None, offset: int = 0
     ) -> list[PromptVersion]:

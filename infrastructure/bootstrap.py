@@ -7,14 +7,18 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
+from autoopt.domain.analyzer import PromptAnalyzer
 from autoopt.domain.errors import ConfigurationError
-from autoopt.domain.ports import Clock, EventLog, IdFactory
+from autoopt.domain.optimizer import PromptOptimizer
+from autoopt.domain.ports import Clock, EventLog, IdFactory, WorkflowCatalog
+from autoopt.domain.service import OptimizerService
 from autoopt.domain.versions import VersionManager
 from autoopt.infrastructure.clock import RandomIds, SystemClock
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
+from autoopt.infrastructure.memory_event_log import InMemoryEventLog
 from autoopt.infrastructure.settings import Settings
-from autoopt.infrastructure.storage import FileSystemStorage
+from autoopt.infrastructure.storage import FileSystemStorage, InMemoryVersionStorage
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,25 @@ class Container:
     @cached_property
     def versions(self) -> VersionManager:
         return VersionManager(self.storage, self.event_log, self.clock, self.ids)
+
+    def optimizer_service(
+        self, *, dry_run: bool = False, catalog: WorkflowCatalog | None = None
+    ) -> OptimizerService:
+        """The service; a dry run records into memory only, so nothing is kept."""
+        log: EventLog = self.event_log
+        versions = self.versions
+        if dry_run:
+            log = InMemoryEventLog()
+            versions = VersionManager(InMemoryVersionStorage(), log, self.clock, self.ids)
+        return OptimizerService(
+            log,
+            versions,
+            PromptOptimizer(PromptAnalyzer()),
+            self.clock,
+            self.ids,
+            catalog=catalog,
+            defaults=self.settings.optimization.config(),
+        )
 
     def close(self) -> None:
         """Flush what is pending (the store's index) and release connections."""

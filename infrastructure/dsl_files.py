@@ -6,6 +6,7 @@ only moves bytes, and turns OS errors into ``DSLFormatError`` naming the file.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ from autoopt.infrastructure.storage.atomic import write_atomic
 
 
 def read_app(path: Path, max_bytes: int) -> DifyApp:
+    return load_dsl(read_bytes(path, max_bytes), str(path), max_bytes)
+
+
+def read_bytes(path: Path, max_bytes: int) -> bytes:
     try:
         with path.open("rb") as handle:
             # One byte over the limit is enough to refuse; never read a huge file whole.
@@ -27,12 +32,33 @@ def read_app(path: Path, max_bytes: int) -> DifyApp:
         raise DSLFormatError(f"{path}: cannot read ({exc.strerror})") from exc
     if len(data) > max_bytes:
         raise DSLFormatError(f"{path}: more than the limit of {max_bytes} bytes")
-    return load_dsl(data, str(path), max_bytes)
+    return data
 
 
 def write_app(path: Path, document: dict[str, Any]) -> None:
     """Write the document in Dify's export style; readers see the old file or the new one."""
-    try:
-        write_atomic(path, dump_dsl(document).encode("utf-8"), durable=True)
-    except OSError as exc:
-        raise DSLFormatError(f"{path}: cannot write ({exc.strerror})") from exc
+    FileSink(path).write(document)
+
+
+class FileSink:
+    """Writes the patched document to one file, atomically and durably."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def write(self, document: dict[str, Any]) -> str:
+        data = dump_dsl(document).encode("utf-8")
+        try:
+            write_atomic(self.path, data, durable=True)
+        except OSError as exc:
+            raise DSLFormatError(f"{self.path}: cannot write ({exc.strerror})") from exc
+        return hashlib.sha256(data).hexdigest()
+
+
+def default_output(source: Path) -> Path:
+    """``app.yml`` -> ``app.optimized.yml`` beside it."""
+    return source.with_name(f"{source.stem}.optimized{source.suffix or '.yml'}")

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from autoopt.domain.errors import ConfigurationError
+from autoopt.domain.models import OptimizationConfig
+from autoopt.domain.strategies import ALL_STRATEGIES
 
 DEFAULT_CONFIG_FILE = Path("autoopt.yaml")
 MAX_CONFIG_BYTES = 1_000_000
@@ -47,6 +49,54 @@ class OptimizationSettings(_Section):
     score_threshold: float = Field(default=80.0, ge=0, le=100)
     min_confidence: float = Field(default=0.7, ge=0, le=1)
     max_iterations: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in ALL_STRATEGIES]
+        if unknown:
+            raise ValueError(
+                f"unknown strategy {unknown[0]!r}; choose from {', '.join(ALL_STRATEGIES)}"
+            )
+        return value
+
+    def config(self) -> OptimizationConfig:
+        return OptimizationConfig(
+            strategies=tuple(dict.fromkeys(self.strategies)),
+            score_threshold=self.score_threshold,
+            min_confidence=self.min_confidence,
+            max_iterations=self.max_iterations,
+        )
+
+
+# The seed's three configurations; explicit options override a preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    "conservative": {
+        "strategies": ["clarity_focus"],
+        "score_threshold": 85.0,
+        "min_confidence": 0.8,
+        "max_iterations": 1,
+    },
+    "balanced": {
+        "strategies": ["llm_guided", "hybrid"],
+        "score_threshold": 80.0,
+        "min_confidence": 0.7,
+        "max_iterations": 3,
+    },
+    "aggressive": {
+        "strategies": ["llm_guided", "llm_clarity", "hybrid"],
+        "score_threshold": 90.0,
+        "min_confidence": 0.6,
+        "max_iterations": 5,
+    },
+}
+
+
+def preset_overrides(name: str) -> list[Override]:
+    return [
+        Override(("optimization", key), value, f"--preset {name}")
+        for key, value in PRESETS[name].items()
+    ]
 
 
 class LLMSettings(_Section):
@@ -239,6 +289,15 @@ def _set_path(document: dict[str, Any], path: tuple[str, ...], value: Any) -> No
             node[key] = child
         node = child
     node[path[-1]] = value
+
+
+def tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dify-autoopt")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def api_key(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
