@@ -13,6 +13,7 @@ from autoopt.cli.context import CliState, pass_state
 from autoopt.cli.output import one_line, render
 
 if TYPE_CHECKING:
+    from autoopt.domain.optimizer import Round
     from autoopt.domain.service import PromptReport, RunReport
     from autoopt.infrastructure.bootstrap import Container
 
@@ -196,7 +197,7 @@ def _row(report: PromptReport) -> dict[str, Any]:
         "node": report.prompt.node_title or report.prompt.node_id or "app",
         "field": report.prompt.field_path,
         "score": f"{outcome.baseline.overall_score:.1f} -> {after:.1f}",
-        "strategy": best.strategy if best else "",
+        "strategy": _strategy(best) if best else "",
         "confidence": f"{best.confidence:.2f}" if best else "",
         "decision": report.decision,
     }
@@ -218,7 +219,7 @@ def _json(report: RunReport) -> dict[str, Any]:
                     if p.outcome.best
                     else p.outcome.baseline.overall_score
                 ),
-                "strategy": p.strategy,
+                "strategy": _strategy(p.outcome.best) if p.outcome.best else None,
                 "confidence": p.outcome.best.confidence if p.outcome.best else None,
                 "decision": p.decision,
                 "reason": _reason(p),
@@ -226,6 +227,11 @@ def _json(report: RunReport) -> dict[str, Any]:
             for p in report.prompts
         ],
     }
+
+
+def _strategy(best: Round) -> str:
+    """What produced the text, and the LLM strategy it stood in for."""
+    return f"{best.fallback_from}->{best.strategy}" if best.fallback_from else best.strategy
 
 
 def _reason(report: PromptReport) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -62,13 +63,22 @@ def emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) ->
 
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+    widths = [max([_width(c), *(_width(line[i]) for line in cells)]) for i, c in enumerate(columns)]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)),
+        "  ".join(_pad(c, w) for c, w in zip(columns, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
-    lines.extend("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells)
+    lines.extend("  ".join(_pad(v, w) for v, w in zip(line, widths, strict=True)) for line in cells)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _width(text: str) -> int:
+    """Columns on a terminal: CJK and other wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
 
 
 def _flat(value: Any) -> Any:

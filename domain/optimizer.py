@@ -26,6 +26,9 @@ Decision = Literal["accepted", "rejected"]
 
 @dataclass(frozen=True)
 class Round:
+    """One round of one strategy. ``strategy`` is what produced the candidate; when
+    an LLM strategy fell back to a rule-based one, ``fallback_from`` names it."""
+
     strategy: str
     iteration: int
     candidate_text: str
@@ -94,7 +97,8 @@ class PromptOptimizer:
         rounds: list[Round] = []
         best: Round | None = None
         for strategy in config.strategies:
-            strategy_rounds = self._run_strategy(prompt, strategy, baseline, config)
+            start = (best.candidate_text, best.analysis) if best else (prompt.text, baseline)
+            strategy_rounds = self._run_strategy(prompt, strategy, *start, config)
             rounds.extend(strategy_rounds)
             accepted = [r for r in strategy_rounds if r.decision == "accepted"]
             if accepted and (best is None or accepted[-1].score_after > best.score_after):
@@ -105,11 +109,11 @@ class PromptOptimizer:
         self,
         prompt: Prompt,
         strategy: str,
-        baseline: PromptAnalysis,
+        text: str,
+        analysis: PromptAnalysis,
         config: OptimizationConfig,
     ) -> list[Round]:
         rounds: list[Round] = []
-        text, analysis = prompt.text, baseline
         for iteration in range(1, config.max_iterations + 1):
             rule, fallback_from, fallback_error = self._resolve(strategy, analysis)
             candidate = REWRITES[rule](text, prompt.edition)
@@ -119,7 +123,7 @@ class PromptOptimizer:
             decision: Decision
             if candidate == text:
                 decision, reason = "rejected", "no change"
-            elif violation:
+            elif violation:  # checked against the original: drift over rounds counts too
                 decision, reason = "rejected", f"invariant broken: {violation}"
             elif after.overall_score <= analysis.overall_score:
                 decision = "rejected"
@@ -132,7 +136,7 @@ class PromptOptimizer:
                 reason = f"score {analysis.overall_score:g} -> {after.overall_score:g}"
             rounds.append(
                 Round(
-                    strategy=strategy,
+                    strategy=rule,
                     iteration=iteration,
                     candidate_text=candidate,
                     score_before=analysis.overall_score,

@@ -157,7 +157,7 @@ def _drop(prose: str, patterns: dict[str, str], language: str) -> str:
         if lang == "en":
             # A dropped sentence opener hands its capital letter to the next word.
             prose = re.sub(
-                rf"(^|[.!?][ \t]+|\n[ \t]*)(?:{pattern})([a-z]?)",
+                rf"(^|[.!?][ \t]+|\n[ \t]*(?:[-*][ \t]+)?)(?:{pattern})([a-z]?)",
                 lambda m: m.group(1) + m.group(2).upper(),
                 prose,
                 flags=re.IGNORECASE,
