@@ -21,7 +21,9 @@ PROMPT_COLUMNS = (
     "variables",
     "empty",
 )
-APP_FILE = click.Path(dir_okay=False, path_type=Path)
+# Plain paths: a missing file or a folder is reported by the reader as one
+# "Error: <file>: ..." line with exit 1, like any other bad input.
+APP_FILE = click.Path(path_type=Path)
 
 
 @click.group("prompts")

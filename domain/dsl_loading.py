@@ -116,7 +116,8 @@ def _validate_graph(document: dict[str, Any], where: _Where) -> None:
             raise where.error(path, f"expected a mapping, found {describe_kind(node)}")
         if node.get("type") == "custom-note":
             continue
-        if not isinstance(node.get("id"), str | int):
+        node_id = node.get("id")
+        if isinstance(node_id, bool) or not isinstance(node_id, str | int):
             raise where.error(f"{path}.id", "expected a node id")
         if not isinstance(node.get("data"), dict):
             raise where.error(f"{path}.data", "expected a mapping with the node's settings")
@@ -133,7 +134,15 @@ class _Where:
 
 
 def _decode(data: bytes | str, source: str, max_bytes: int) -> str:
-    size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    if isinstance(data, str):
+        try:
+            size = len(data.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise DSLFormatError(
+                f"{source}: not valid Unicode text (a lone surrogate at offset {exc.start})"
+            ) from exc
+    else:
+        size = len(data)
     if size > max_bytes:
         raise DSLFormatError(f"{source}: {size} bytes is more than the limit of {max_bytes}")
     if isinstance(data, str):
@@ -152,23 +161,44 @@ def _parse(text: str, source: str) -> Any:
     if not text.strip():
         raise DSLFormatError(f"{source}: the file is empty")
     try:
-        _check_shape(text, source)
-        return yaml.load(text, Loader=_Loader)
+        aliases = _check_shape(text, source)
+        # A safe loader (libyaml's when present): plain data types only.
+        document = yaml.load(text, Loader=_Loader)
+    except yaml.reader.ReaderError as exc:
+        raise DSLFormatError(
+            f"{source}: not valid YAML at character {exc.position}: {exc.reason}"
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise DSLFormatError(f"{source}: not valid YAML{where}: {problem}") from exc
+    # An alias shares one object between two places; a patch to one must not
+    # reach the other, so every place gets its own copy.
+    return _unshared(document) if aliases else document
 
 
-def _check_shape(text: str, source: str) -> None:
-    """Bound nesting and alias expansion from the event stream, before building anything."""
+def _unshared(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return value
+
+
+def _check_shape(text: str, source: str) -> int:
+    """Bound nesting and alias expansion from the event stream, before building anything.
+
+    Returns the number of aliases.
+    """
     depth = 0
+    aliases = 0
     expanded = 0
     open_anchors: list[tuple[str | None, int]] = []
     anchor_sizes: dict[str, int] = {}
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
+            aliases += 1
             expanded += anchor_sizes.get(event.anchor or "", 1)
         elif isinstance(event, yaml.NodeEvent):
             expanded += 1
@@ -189,11 +219,17 @@ def _check_shape(text: str, source: str) -> None:
             raise DSLFormatError(
                 f"{source}: aliases expand to more than {MAX_EXPANDED_NODES:,} nodes"
             )
+    return aliases
 
 
 def describe_kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), f"a {type(value).__name__}"
-    )
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), f"a value of type {type(value).__name__}")

@@ -8,6 +8,7 @@ document moves. The input document is never modified; a new one is returned.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +19,8 @@ from autoopt.domain.dsl import APP_NODE, Path, dotted
 from autoopt.domain.dsl_loading import GRAPH_MODES, DifyApp
 from autoopt.domain.errors import DSLFormatError
 from autoopt.domain.models import PromptPatch
+
+_INDEX = re.compile(r"[0-9]+")
 
 # Templates come from patch authors; the prompt they change is only ever data.
 _TEMPLATES = ImmutableSandboxedEnvironment(
@@ -50,7 +53,10 @@ def apply_patches(app: DifyApp, patches: list[PromptPatch]) -> PatchOutcome:
     results = []
     for number, patch in enumerate(patches, start=1):
         label = f"{app.source}: patch {number}"
-        located = _locate(app, document, patch)
+        try:
+            located = _locate(app, document, patch)
+        except DSLFormatError as exc:
+            raise DSLFormatError(f"{label}: {exc}") from exc
         if isinstance(located, str):
             if patch.if_missing == "error":
                 raise DSLFormatError(f"{label}: {located}")
@@ -73,7 +79,7 @@ def parse_pointer(text: str) -> Path:
     parts: list[str | int] = []
     for raw in text[1:].split("/"):
         part = raw.replace("~1", "/").replace("~0", "~")
-        parts.append(int(part) if part.isdigit() else part)
+        parts.append(int(part) if _INDEX.fullmatch(part) else part)
     return tuple(parts)
 
 

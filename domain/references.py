@@ -1,7 +1,7 @@
 """Variable references in Dify prompt text.
 
 Dify writes references as ``{{#<selector>#}}`` where the selector is a node id
-(``1711528915811``, ``llm``, ``start-node``) or one of the special roots
+(``1711528915811``, ``llm``, ``start_node``) or one of the special roots
 (``sys``, ``conversation``, ``env``) followed by dotted names, or a bare
 ``context``, ``histories`` or ``query``. Simple prompts of older apps use
 ``{{var}}``; jinja2 text uses ``{{ var }}`` expressions. Everything else that

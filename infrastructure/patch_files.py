@@ -28,6 +28,8 @@ def read_patches(path: Path) -> list[PromptPatch]:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DSLFormatError(f"{path}: not JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise DSLFormatError(f"{path}: nested too deeply to be a list of patches") from exc
     try:
         return _PATCHES.validate_python(document)
     except ValidationError as exc:
