@@ -58,7 +58,8 @@ def extract_prompts(app: DifyApp) -> list[Prompt]:
 
 
 def pointer(path: Path) -> str:
-    return "".join(f"/{part}" for part in path)
+    """``("a", 0, "b/c")`` -> ``/a/0/b~1c`` (JSON pointer escaping)."""
+    return "".join(f"/{str(part).replace('~', '~0').replace('/', '~1')}" for part in path)
 
 
 def dotted(path: Path) -> str:

@@ -26,9 +26,21 @@ APP_MODES = ("workflow", "advanced-chat", "chat", "agent-chat", "completion")
 GRAPH_MODES = ("workflow", "advanced-chat")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# The pure-Python dumper: it folds long strings exactly as Dify's own export
-# does (the C one does not), so an untouched file is written back unchanged.
-_Dumper = yaml.SafeDumper
+
+
+class _Dumper(yaml.SafeDumper):
+    """The pure-Python dumper: it folds long strings exactly as Dify's own export
+    does (the C one does not), so an untouched file is written back unchanged."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Unicode line separators written raw would come back as line breaks;
+    # double quotes make the emitter escape them.
+    style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 @dataclass(frozen=True)

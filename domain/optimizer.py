@@ -7,9 +7,10 @@ candidate keeps every invariant, scores higher than the text it came from, and
 earns ``min_confidence``. A strategy stops at its first rejected round. The
 best accepted candidate across strategies wins, if it beats the baseline.
 
-Confidence (0-1): 0.5, plus 0.03 per point of improvement (at most 0.3), plus
-0.2 when clarity and efficiency both rise or 0.1 when one rises and neither
-falls, minus 0.2 for each of them that falls; 0 when an invariant fails.
+Confidence (0-1): 0.5, plus 0.03 per point of overall improvement (at most
+0.3), plus 0.2 when clarity and efficiency both rise or 0.1 when one rises and
+neither falls, minus 0.03 per point that either of them falls (at most 0.3
+each); 0 when an invariant fails.
 """
 
 from __future__ import annotations
@@ -57,20 +58,16 @@ class PromptOutcome:
 
 def confidence(before: PromptAnalysis, after: PromptAnalysis) -> float:
     improvement = after.overall_score - before.overall_score
-    rose = [
-        after.clarity_score > before.clarity_score,
-        after.efficiency_score > before.efficiency_score,
-    ]
-    fell = [
-        after.clarity_score < before.clarity_score,
-        after.efficiency_score < before.efficiency_score,
+    changes = [
+        after.clarity_score - before.clarity_score,
+        after.efficiency_score - before.efficiency_score,
     ]
     value = 0.5 + min(0.3, 0.03 * max(0.0, improvement))
-    if all(rose):
+    if all(change > 0 for change in changes):
         value += 0.2
-    elif any(rose) and not any(fell):
+    elif any(change > 0 for change in changes) and not any(change < 0 for change in changes):
         value += 0.1
-    value -= 0.2 * sum(fell)
+    value -= sum(min(0.3, 0.03 * -change) for change in changes if change < 0)
     return round(max(0.0, min(1.0, value)), 3)
 
 

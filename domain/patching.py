@@ -13,19 +13,40 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from jinja2 import StrictUndefined, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from autoopt.domain.dsl import APP_NODE, Path, dotted
+from autoopt.domain.dsl import APP_NODE, Path, dotted, pointer
 from autoopt.domain.dsl_loading import GRAPH_MODES, DifyApp
 from autoopt.domain.errors import DSLFormatError
 from autoopt.domain.models import PromptPatch
 
-_INDEX = re.compile(r"[0-9]+")
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+MAX_RENDERED_CHARS = 1_000_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, plus a bound on what ``*`` and ``**`` may build."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(sequence) * count > MAX_RENDERED_CHARS
+                ):
+                    raise SecurityError("result too large")
+        return super().call_binop(context, operator, left, right)
+
 
 # Templates come from patch authors; the prompt they change is only ever data.
-_TEMPLATES = ImmutableSandboxedEnvironment(
-    autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True
-)
+_TEMPLATES = _Sandbox(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,7 @@ def apply_patches(app: DifyApp, patches: list[PromptPatch]) -> PatchOutcome:
             raise DSLFormatError(f"{label}: {dotted(path)} is not a text")
         new = _render(patch, old, label)
         parent[key] = new
-        results.append(PatchResult(patch, "applied", _pointer(path), old, new))
+        results.append(PatchResult(patch, "applied", pointer(path), old, new))
     return PatchOutcome(document, results)
 
 
@@ -81,10 +102,6 @@ def parse_pointer(text: str) -> Path:
         part = raw.replace("~1", "/").replace("~0", "~")
         parts.append(int(part) if _INDEX.fullmatch(part) else part)
     return tuple(parts)
-
-
-def _pointer(path: Path) -> str:
-    return "".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}" for p in path)
 
 
 def _locate(
@@ -128,6 +145,13 @@ def _render(patch: PromptPatch, old: str, label: str) -> str:
     if patch.strategy == "append":
         return old + patch.content
     try:
-        return _TEMPLATES.from_string(patch.content).render(original=old)
+        rendered = _TEMPLATES.from_string(patch.content).render(original=old)
     except TemplateError as exc:
         raise DSLFormatError(f"{label}: the template failed: {exc}") from exc
+    except Exception as exc:  # the template's own arithmetic or calls: 1/0, "a" + 1, ...
+        raise DSLFormatError(f"{label}: the template failed: {type(exc).__name__}: {exc}") from exc
+    if len(rendered) > MAX_RENDERED_CHARS:
+        raise DSLFormatError(
+            f"{label}: the template made more than {MAX_RENDERED_CHARS} characters"
+        )
+    return rendered

@@ -106,6 +106,8 @@ def structure_focus(text: str, edition: str = "basic") -> str:
     prose = _tidy(_BULLET.sub(r"\1- ", masked.text))
     body = prose.strip()
     parts = [s for s in sentences(body) if s]
+    if language in ("zh", "ja"):
+        parts = [clause for sentence in parts for clause in _clauses(sentence)]
     if (
         language in _HEADINGS
         and "\n" not in body
@@ -117,6 +119,28 @@ def structure_focus(text: str, edition: str = "basic") -> str:
         prose = f"{lead}\n\n{_HEADINGS[language]}\n{items}"
         prose = _keep_edges(masked.text, prose)
     return _finish(masked, prose, text)
+
+
+def _clauses(sentence: str) -> list[str]:
+    """A long CJK sentence of four or more clauses, as its clauses.
+
+    A clause under six characters ("收到问题后") stays with the one after it.
+    """
+    pieces = [p for p in re.split(r"[，；]", sentence) if p.strip()]
+    if len(sentence) < 30 or len(pieces) < 4:
+        return [sentence]
+    clauses: list[str] = []
+    carry = ""
+    for piece in pieces:
+        piece = carry + piece
+        if len(piece) < 6:
+            carry = piece + "，"
+            continue
+        clauses.append(piece)
+        carry = ""
+    if carry:
+        clauses.append(carry.rstrip("，"))
+    return clauses
 
 
 def choose_auto(analysis: PromptAnalysis) -> str:
