@@ -17,7 +17,6 @@ The corpus lives outside the repository (``AUTOOPT_CORPUS_DIR``); without it the
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from functools import cache
@@ -32,6 +31,7 @@ from autoopt.domain.dsl_loading import DifyApp, dump_dsl, load_dsl
 from autoopt.domain.models import Prompt, PromptPatch
 from autoopt.domain.patching import apply_patches
 from autoopt.domain.references import reference_multiset
+from tests.dsl_diff import differing_paths
 
 MARKER = " ⟦MARK⟧"
 MIN_CORPUS_FILES = 70
@@ -162,32 +162,8 @@ def _parts(pointer: str) -> DocPath:
     return tuple(int(p) if p.isdigit() else p for p in pointer[1:].split("/"))
 
 
-def _diff(old: Any, new: Any, path: DocPath = ()) -> list[DocPath]:
-    """Every path at which the two documents hold different values (recursing into containers)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        changed: list[DocPath] = []
-        for key in old.keys() | new.keys():
-            if key not in old or key not in new:
-                changed.append((*path, key))
-            else:
-                changed += _diff(old[key], new[key], (*path, key))
-        return changed
-    if isinstance(old, list) and isinstance(new, list):
-        if len(old) != len(new):
-            return [path]
-        changed = []
-        for index, (a, b) in enumerate(zip(old, new, strict=True)):
-            changed += _diff(a, b, (*path, index))
-        return changed
-    if type(old) is not type(new):
-        return [path]
-    if isinstance(old, float) and math.isnan(old) and math.isnan(new):
-        return []
-    return [] if old == new else [path]
-
-
 def _assert_only_marked(original: dict[str, Any], reloaded: dict[str, Any], marked: list[Prompt]):
-    changed = sorted(_pointer(p) for p in _diff(original, reloaded))
+    changed = sorted(differing_paths(original, reloaded))
     assert changed == sorted(p.document_path for p in marked)
     for prompt in marked:
         new = _get(reloaded, _parts(prompt.document_path))
@@ -239,7 +215,7 @@ def test_dump_then_load_gives_an_equal_document(corpus_file: Path) -> None:
 
     reloaded = load_dsl(dump_dsl(app.document), f"{corpus_file.name} (dumped)").document
 
-    assert sorted(_pointer(p) for p in _diff(app.document, reloaded)) == []
+    assert differing_paths(app.document, reloaded) == []
     assert reloaded == app.document
 
 
