@@ -80,6 +80,7 @@ def optimize(
       autoopt optimize app.yml --strategy clarity_focus --dry-run
     """
     from autoopt.domain.errors import ConfigurationError, OptimizerError
+    from autoopt.domain.strategies import LLM_FALLBACKS
     from autoopt.infrastructure.settings import Override, preset_overrides
 
     if preset:
@@ -93,6 +94,13 @@ def optimize(
         if value is not None:
             state.overrides.append(Override(path, value, flag))
     container = state.container()
+    llm_strategies = [s for s in container.settings.optimization.strategies if s in LLM_FALLBACKS]
+    if llm_strategies:
+        click.echo(
+            f"Note: no language model is configured; {', '.join(llm_strategies)} "
+            "run their rule-based fallbacks.",
+            err=True,
+        )
     files, problems = _expand(apps, container.settings.dsl.max_bytes)
     if out_file is not None and len(files) + len(problems) != 1:
         raise ConfigurationError("--out names one output file; give exactly one app with it")

@@ -135,8 +135,8 @@ class VersionManager:
             }
         diff = "".join(
             difflib.unified_diff(
-                old.text.splitlines(keepends=True),
-                new.text.splitlines(keepends=True),
+                _diff_lines(old.text),
+                _diff_lines(new.text),
                 fromfile=f"{prompt_id}@{v1}",
                 tofile=f"{prompt_id}@{v2}",
             )
@@ -249,3 +249,11 @@ class VersionManager:
                 run_id=version.run_id,
             )
         self._log.append(prompt_stream(version.prompt_id), [event], version.version - 1)
+
+
+def _diff_lines(text: str) -> list[str]:
+    """Lines for a unified diff; a last line without a newline is marked as diff(1) does."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n\\ No newline at end of file\n"
+    return lines
