@@ -94,6 +94,9 @@ def optimize(
         if value is not None:
             state.overrides.append(Override(path, value, flag))
     container = state.container()
+    files, problems = _expand(apps, container.settings.dsl.max_bytes)
+    if out_file is not None and len(files) + len(problems) != 1:
+        raise ConfigurationError("--out names one output file; give exactly one app with it")
     llm_strategies = [s for s in container.settings.optimization.strategies if s in LLM_FALLBACKS]
     if llm_strategies:
         click.echo(
@@ -101,9 +104,6 @@ def optimize(
             "run their rule-based fallbacks.",
             err=True,
         )
-    files, problems = _expand(apps, container.settings.dsl.max_bytes)
-    if out_file is not None and len(files) + len(problems) != 1:
-        raise ConfigurationError("--out names one output file; give exactly one app with it")
     reports: list[RunReport] = []
     for source in files:
         try:

@@ -23,11 +23,20 @@ from autoopt.infrastructure.storage import FileSystemStorage, InMemoryVersionSto
 
 @dataclass(frozen=True)
 class Container:
+    """The services, each built on first use: a command that needs no database
+    (``--help``, ``prompts list``, a dry run) never opens or creates one."""
+
     settings: Settings
-    engine: Engine
-    event_log: EventLog
     clock: Clock
     ids: IdFactory
+
+    @cached_property
+    def engine(self) -> Engine:
+        return open_database(self.settings.database)
+
+    @cached_property
+    def event_log(self) -> SqlEventLog:
+        return SqlEventLog(self.engine)
 
     @cached_property
     def storage(self) -> FileSystemStorage:
@@ -52,11 +61,12 @@ class Container:
         self, *, dry_run: bool = False, catalog: WorkflowCatalog | None = None
     ) -> OptimizerService:
         """The service; a dry run records into memory only, so nothing is kept."""
-        log: EventLog = self.event_log
-        versions = self.versions
+        log: EventLog
         if dry_run:
             log = InMemoryEventLog()
             versions = VersionManager(InMemoryVersionStorage(), log, self.clock, self.ids)
+        else:
+            log, versions = self.event_log, self.versions
         return OptimizerService(
             log,
             versions,
@@ -69,20 +79,15 @@ class Container:
 
     def close(self) -> None:
         """Flush what is pending (the store's index) and release connections."""
-        if "storage" in self.__dict__:
+        built = self.__dict__
+        if "storage" in built:
             self.storage.close()
-        if isinstance(self.event_log, SqlEventLog):
+        if "event_log" in built:
             self.event_log.close()
-        self.engine.dispose()
+        if "engine" in built:
+            self.engine.dispose()
 
 
 def build(settings: Settings) -> Container:
-    """Open (and on first use create) the database, and assemble the services."""
-    engine = open_database(settings.database)
-    return Container(
-        settings=settings,
-        engine=engine,
-        event_log=SqlEventLog(engine),
-        clock=SystemClock(),
-        ids=RandomIds(),
-    )
+    """Assemble the services; the database is opened (and created) when first needed."""
+    return Container(settings=settings, clock=SystemClock(), ids=RandomIds())
