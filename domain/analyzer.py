@@ -179,11 +179,13 @@ class PromptAnalyzer:
         language = detect_language(text)
         tokens = estimate_tokens(prose) + len(masked.pieces)
         sentence_list = [s for s in sentences(prose) if _has_content(s)]
+        # Masks are numbered; compare sentences with their references put back.
+        plain_sentences = [masked.restore(s) for s in sentence_list]
         terms = _languages(language)
         vague = sum(_count_terms(prose, VAGUE_TERMS[lang]) for lang in terms)
         filler = sum(_count_terms(prose, FILLER_PHRASES[lang]) for lang in terms)
         specific = len(_SPECIFIC.findall(prose))
-        repeated = _repeated(sentence_list)
+        repeated = _repeated(plain_sentences)
         long_sentences = sum(1 for s in sentence_list if estimate_tokens(s) > 60)
         markers = {
             "headings": bool(_HEADING.search(prose)),

@@ -51,6 +51,7 @@ class PromptReport:
     outcome: PromptOutcome
     decision: str  # optimized | kept | skipped
     version: int | None
+    versions_created: int = 0
 
     @property
     def strategy(self) -> str | None:
@@ -196,7 +197,7 @@ class OptimizerService:
                     run_id=run.run_id,
                     prompts_found=len(prompts),
                     prompts_optimized=len(patches),
-                    versions_created=sum(1 for r in reports if r.version is not None),
+                    versions_created=sum(r.versions_created for r in reports),
                     output_path=sink.name if sink is not None else None,
                     output_sha256=output_sha,
                 )
@@ -212,23 +213,29 @@ class OptimizerService:
         run: _RunStream,
         cause: str,
     ) -> tuple[PromptReport, PromptPatch | None]:
-        current = None if prompt.empty else self._record_current(prompt, baseline, run.run_id)
+        current, created = (
+            (None, 0) if prompt.empty else self._record_current(prompt, baseline, run.run_id)
+        )
         outcome = self._optimizer.optimize(prompt, config, baseline)
         run.append([self._iteration(run.run_id, prompt, r, cause) for r in outcome.rounds])
         if outcome.best is None:
             decision = "skipped" if outcome.skipped else "kept"
-            return PromptReport(prompt, outcome, decision, None), None
+            return PromptReport(prompt, outcome, decision, None, created), None
         best = outcome.best
-        version = self._versions.create_version(
-            prompt.prompt_id,
-            best.candidate_text,
-            kind="optimized",
-            scores=_scores(best.analysis),
-            strategy=best.strategy,
-            parent_version=current,
-            run_id=run.run_id,
-            causation_id=cause,
-        )
+        # Optimizing the same text again finds the same candidate: reuse its version.
+        version = self._versions.find_text(prompt.prompt_id, best.candidate_text)
+        if version is None:
+            created += 1
+            version = self._versions.create_version(
+                prompt.prompt_id,
+                best.candidate_text,
+                kind="optimized",
+                scores=_scores(best.analysis),
+                strategy=best.strategy,
+                parent_version=current,
+                run_id=run.run_id,
+                causation_id=cause,
+            )
         patch = PromptPatch(
             workflow_id=prompt.workflow_id,
             node_id=prompt.node_id,
@@ -251,13 +258,20 @@ class OptimizerService:
                 )
             ]
         )
-        return PromptReport(prompt, outcome, "optimized", version.version), patch
+        return PromptReport(prompt, outcome, "optimized", version.version, created), patch
 
-    def _record_current(self, prompt: Prompt, baseline: PromptAnalysis, run_id: str) -> int:
-        """The stored version holding the prompt's current text, made if needed."""
+    def _record_current(
+        self, prompt: Prompt, baseline: PromptAnalysis, run_id: str
+    ) -> tuple[int, int]:
+        """The stored version holding the prompt's current text, and how many were made.
+
+        A text the store holds already (an app re-run from its original export
+        after an optimized version was made) is not a new version.
+        """
+        known = self._versions.find_text(prompt.prompt_id, prompt.text)
+        if known is not None:
+            return known.version, 0
         latest = self._versions.latest_or_none(prompt.prompt_id)
-        if latest is not None and latest.text == prompt.text:
-            return latest.version
         version = self._versions.create_version(
             prompt.prompt_id,
             prompt.text,
@@ -267,7 +281,7 @@ class OptimizerService:
             run_id=run_id,
             note="" if latest is None else "changed outside autoopt",
         )
-        return version.version
+        return version.version, 1
 
     def _extracted(self, run_id: str, prompt: Prompt) -> PromptExtracted:
         return PromptExtracted(

@@ -95,7 +95,12 @@ def efficiency_focus(text: str, edition: str = "basic") -> str:
     language = detect_language(text)
     prose = _drop(masked.text, _FILLERS, language)
     if language in ("en", "mixed"):
-        prose = re.sub(r"\bin order to\b", "to", prose, flags=re.IGNORECASE)
+        prose = re.sub(
+            r"\bin order to\b",
+            lambda m: "To" if m.group(0)[0].isupper() else "to",
+            prose,
+            flags=re.IGNORECASE,
+        )
     prose = _tidy(_dedupe_lines(prose))
     return _finish(masked, prose, text)
 
@@ -213,7 +218,8 @@ def _tidy(prose: str) -> str:
 def _keep_edges(original: str, prose: str) -> str:
     """Keep the original's leading and trailing whitespace around a rebuilt body."""
     lead = original[: len(original) - len(original.lstrip())]
-    trail = original[len(original.rstrip()) :]
+    # Trailing spaces before a line break go, as _tidy removes them everywhere else.
+    trail = re.sub(r"[ \t]+(?=\n)", "", original[len(original.rstrip()) :])
     return lead + prose.strip() + trail
 
 

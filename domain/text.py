@@ -25,8 +25,11 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？!?])|\n+")
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
-# A JSON-looking block: a line that opens with { or [ up to the line that closes it.
-_JSON_BLOCK = re.compile(r"(?m)^[ \t]*[\[{][^\n]*(?:\n(?![ \t]*$)[^\n]*)*?\n?[ \t]*[\]}][ \t]*,?$")
+# A JSON-looking block: a line that opens with { or [ up to the line that closes
+# it. "{{", "{#" and "{%" open references and templates, not JSON.
+_JSON_BLOCK = re.compile(
+    r"(?m)^[ \t]*(?:\{(?![{#%])|\[)[^\n]*(?:\n(?![ \t]*$)[^\n]*)*?\n?[ \t]*[\]}][ \t]*,?$"
+)
 MASK = "\ue000"  # a private-use character: never in real prompts
 
 

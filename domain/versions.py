@@ -116,6 +116,14 @@ class VersionManager:
     def latest_or_none(self, prompt_id: str) -> PromptVersion | None:
         return self._storage.get_latest_version(prompt_id)
 
+    def find_text(self, prompt_id: str, text: str) -> PromptVersion | None:
+        """The newest stored version holding exactly ``text``, if any."""
+        for number in sorted(self._storage.list_versions(prompt_id), reverse=True):
+            version = self._storage.get_version(prompt_id, number)
+            if version.text == text:
+                return version
+        return None
+
     def get_version_history(
         self, prompt_id: str, limit: int | None = None, offset: int = 0
     ) -> list[PromptVersion]:

@@ -96,12 +96,18 @@ def test_every_decision_is_in_the_event_log(autoopt: Invoke, app: Path) -> None:
     assert all(e.fallback and e.fallback_from in ("llm_guided", "hybrid") for e in rounds)
 
 
-def test_a_second_run_makes_no_new_baselines(autoopt: Invoke, app: Path) -> None:
+def test_a_second_run_of_the_same_export_makes_no_new_versions(autoopt: Invoke, app: Path) -> None:
     autoopt("optimize", str(app))
     autoopt("optimize", str(app))
-    versions = [r.event for r in autoopt.log().read_all() if r.event.event_type == "VersionCreated"]
+    events = [r.event for r in autoopt.log().read_all()]
+    versions = [e for e in events if e.event_type == "VersionCreated"]
     assert sum(1 for v in versions if v.kind == "baseline") == 9
-    assert sum(1 for v in versions if v.kind == "optimized") == 4
+    assert sum(1 for v in versions if v.kind == "optimized") == 2
+    assert not any(v.kind == "manual" for v in versions)
+    patches = [e for e in events if e.event_type == "PatchEmitted"]
+    assert [p.version for p in patches[:2]] == [p.version for p in patches[2:]] == [2, 2]
+    completed = [e for e in events if e.event_type == "RunCompleted"]
+    assert [c.versions_created for c in completed] == [11, 0]
 
 
 def test_dry_run_writes_nothing_and_records_nothing(autoopt: Invoke, app: Path) -> None:
