@@ -15,12 +15,19 @@ each); 0 when an invariant fails.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from autoopt.domain.analyzer import PromptAnalysis, PromptAnalyzer
 from autoopt.domain.models import OptimizationConfig, Prompt
-from autoopt.domain.strategies import LLM_FALLBACKS, REWRITES, choose_auto, invariant_violation
+from autoopt.domain.strategies import (
+    LLM_FALLBACKS,
+    REWRITES,
+    Rewrite,
+    choose_auto,
+    invariant_violation,
+)
 
 Decision = Literal["accepted", "rejected"]
 
@@ -72,8 +79,12 @@ def confidence(before: PromptAnalysis, after: PromptAnalysis) -> float:
 
 
 class PromptOptimizer:
-    def __init__(self, analyzer: PromptAnalyzer) -> None:
+    def __init__(
+        self, analyzer: PromptAnalyzer, rewrites: Mapping[str, Rewrite] | None = None
+    ) -> None:
         self._analyzer = analyzer
+        # The rule-based rewrites by name; the gate below never trusts them.
+        self._rewrites = dict(rewrites or REWRITES)
 
     def analyze(self, prompt: Prompt) -> PromptAnalysis:
         return self._analyzer.analyze(prompt.text, prompt.prompt_id, prompt.edition)
@@ -113,7 +124,7 @@ class PromptOptimizer:
         rounds: list[Round] = []
         for iteration in range(1, config.max_iterations + 1):
             rule, fallback_from, fallback_error = self._resolve(strategy, analysis)
-            candidate = REWRITES[rule](text, prompt.edition)
+            candidate = self._rewrites[rule](text, prompt.edition)
             after = self._analyzer.analyze(candidate, prompt.prompt_id, prompt.edition)
             violation = invariant_violation(prompt.text, candidate, prompt.edition)
             gate = 0.0 if violation else confidence(analysis, after)

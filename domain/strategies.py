@@ -87,7 +87,7 @@ def clarity_focus(text: str, edition: str = "basic") -> str:
     ):
         separator = "\n\n" if "\n" in prose.strip() else (" " if language == "en" else "")
         prose = prose.rstrip() + separator + closing
-    return _finish(masked, prose, text)
+    return _finish(masked, prose, text, edition)
 
 
 def efficiency_focus(text: str, edition: str = "basic") -> str:
@@ -102,7 +102,7 @@ def efficiency_focus(text: str, edition: str = "basic") -> str:
             flags=re.IGNORECASE,
         )
     prose = _tidy(_dedupe_lines(prose))
-    return _finish(masked, prose, text)
+    return _finish(masked, prose, text, edition)
 
 
 def structure_focus(text: str, edition: str = "basic") -> str:
@@ -123,7 +123,7 @@ def structure_focus(text: str, edition: str = "basic") -> str:
         items = "\n".join(f"- {item}" for item in rest)
         prose = f"{lead}\n\n{_HEADINGS[language]}\n{items}"
         prose = _keep_edges(masked.text, prose)
-    return _finish(masked, prose, text)
+    return _finish(masked, prose, text, edition)
 
 
 def _clauses(sentence: str) -> list[str]:
@@ -179,6 +179,12 @@ def invariant_violation(original: str, candidate: str, edition: str = "basic") -
 
 
 def _drop(prose: str, patterns: dict[str, str], language: str) -> str:
+    prose = _drop_patterns(prose, patterns, language)
+    # "Answer briefly, maybe." must not become "Answer briefly, ."
+    return re.sub(r"[,，、][ \t]*(?=[.!?。！？])", "", prose)
+
+
+def _drop_patterns(prose: str, patterns: dict[str, str], language: str) -> str:
     for lang in ("en", "zh", "ja") if language == "mixed" else (language,):
         pattern = patterns.get(lang)
         if not pattern:
@@ -216,13 +222,18 @@ def _tidy(prose: str) -> str:
 
 
 def _keep_edges(original: str, prose: str) -> str:
-    """Keep the original's leading and trailing whitespace around a rebuilt body."""
-    lead = original[: len(original) - len(original.lstrip())]
-    # Trailing spaces before a line break go, as _tidy removes them everywhere else.
-    trail = re.sub(r"[ \t]+(?=\n)", "", original[len(original.rstrip()) :])
+    """Keep the original's leading and trailing whitespace around a rebuilt body,
+    tidied as _tidy tidies everything else (so a second pass changes nothing)."""
+    lead = _tidy(original[: len(original) - len(original.lstrip())])
+    trail = _tidy(original[len(original.rstrip()) :])
     return lead + prose.strip() + trail
 
 
-def _finish(masked: Masked, prose: str, original: str) -> str:
+def _finish(masked: Masked, prose: str, original: str, edition: str) -> str:
+    """The rewritten text, or the original when the rules would break an invariant.
+
+    A strategy never hands out a candidate that loses a reference or a block,
+    changes the language, or is empty: when its rules would, it changes nothing.
+    """
     result = masked.restore(prose)
-    return result if result.strip() else original
+    return original if invariant_violation(original, result, edition) else result
