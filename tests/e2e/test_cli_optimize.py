@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +213,31 @@ def test_the_example_has_weak_and_strong_prompts_in_two_languages() -> None:
     texts = " ".join(p.text for p in prompts)
     assert "客服助手" in texts and "support assistant" in texts
     assert len(prompts) == 9
+
+
+def test_a_progress_bar_goes_to_stderr_when_it_is_a_terminal(autoopt: Invoke, app: Path) -> None:
+    """Under a pseudo-terminal the bar is drawn on stderr; stdout keeps only the table."""
+    master, slave = pty.openpty()
+    env = {**os.environ, **autoopt.env, "COLUMNS": "120"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autoopt.cli.main", "optimize", str(app), "--dry-run"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        cwd=autoopt.workdir,
+    )
+    os.close(slave)
+    stdout, _ = process.communicate(timeout=120)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert process.returncode == 0
+    assert b"Support Bot" in drawn and b"100%" in drawn
+    assert b"100%" not in stdout
