@@ -20,6 +20,7 @@ def read_app(path: Path, max_bytes: int) -> DifyApp:
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """A whole input file, refused past ``max_bytes`` without reading it all."""
     try:
         with path.open("rb") as handle:
             # One byte over the limit is enough to refuse; never read a huge file whole.

@@ -9,21 +9,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from autoopt.domain.errors import DSLFormatError
 from autoopt.domain.models import PromptPatch
+from autoopt.infrastructure.dsl_files import read_bytes
 
 MAX_PATCH_FILE_BYTES = 50_000_000
 _PATCHES = TypeAdapter(list[PromptPatch])
 
 
 def read_patches(path: Path) -> list[PromptPatch]:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_PATCH_FILE_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise DSLFormatError(f"{path}: no such file") from exc
-    except OSError as exc:
-        raise DSLFormatError(f"{path}: cannot read ({exc.strerror})") from exc
-    if len(data) > MAX_PATCH_FILE_BYTES:
-        raise DSLFormatError(f"{path}: more than {MAX_PATCH_FILE_BYTES} bytes")
+    data = read_bytes(path, MAX_PATCH_FILE_BYTES)
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
