@@ -25,28 +25,7 @@ from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.settings import DatabaseSettings
 from tests.factories import prompt_extracted
-
-POLL_SECONDS = 0.001
-
-
-class Barrier:
-    """The worker's side of the file barrier the test process controls."""
-
-    def __init__(self, folder: Path, name: str, timeout: float) -> None:
-        self.folder = folder
-        self.name = name
-        self.timeout = timeout
-
-    def arrive_and_wait(self, round_: int) -> None:
-        (self.folder / f"ready-{round_}-{self.name}").touch()
-        go = self.folder / f"go-{round_}"
-        deadline = time.monotonic() + self.timeout
-        while not go.exists():
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"{self.name}: no go signal for round {round_} after {self.timeout} s"
-                )
-            time.sleep(POLL_SECONDS)
+from tests.process_barrier import POLL_SECONDS, Barrier, run_mode, worker_parser
 
 
 def open_log(url: str) -> SqlEventLog:
@@ -126,22 +105,14 @@ MODES = {"write": write, "tail": tail, "contend": contend, "open-append": open_a
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="event_log_worker")
-    parser.add_argument("mode", choices=sorted(MODES))
+    parser = worker_parser("event_log_worker", MODES)
     parser.add_argument("--db", required=True, help="database URL")
-    parser.add_argument("--sync", required=True, type=Path, help="barrier folder")
-    parser.add_argument("--name", required=True)
     parser.add_argument("--stream", default="")
     parser.add_argument("--count", type=int, default=0, help="write: events to append")
     parser.add_argument("--expect", type=int, default=0, help="tail: last position to wait for")
     parser.add_argument("--tail-for", type=float, default=30.0, help="tail: seconds at most")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds for any wait")
     parser.add_argument("--plan", default="", help="contend: JSON file, one step per round")
-    args = parser.parse_args(argv)
-    barrier = Barrier(args.sync, args.name, args.timeout)
-    result = MODES[args.mode](args, barrier)
-    json.dump(result, sys.stdout)
-    return 0
+    return run_mode(parser.parse_args(argv), MODES)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ and is reported in the JSON instead.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -24,29 +23,9 @@ from typing import Any
 from autoopt.domain.errors import StorageError
 from autoopt.domain.models import PromptVersion
 from autoopt.infrastructure.storage import FileSystemStorage
+from tests.process_barrier import POLL_SECONDS, Barrier, run_mode, worker_parser
 
-POLL_SECONDS = 0.001
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Barrier:
-    """The worker's side of the file barrier the test process controls."""
-
-    def __init__(self, folder: Path, name: str, timeout: float) -> None:
-        self.folder = folder
-        self.name = name
-        self.timeout = timeout
-
-    def arrive_and_wait(self, round_: int) -> None:
-        (self.folder / f"ready-{round_}-{self.name}").touch()
-        go = self.folder / f"go-{round_}"
-        deadline = time.monotonic() + self.timeout
-        while not go.exists():
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"{self.name}: no go signal for round {round_} after {self.timeout} s"
-                )
-            time.sleep(POLL_SECONDS)
 
 
 def worker_version(prompt_id: str, number: int, text: str, index: int) -> PromptVersion:
@@ -114,22 +93,14 @@ MODES = {"save": save, "read": read}
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="storage_worker")
-    parser.add_argument("mode", choices=sorted(MODES))
+    parser = worker_parser("storage_worker", MODES)
     parser.add_argument("--dir", required=True, type=Path, help="the storage folder")
-    parser.add_argument("--sync", required=True, type=Path, help="barrier folder")
-    parser.add_argument("--name", required=True)
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--sharding", action="store_true")
     parser.add_argument("--count", type=int, default=0, help="save: versions to save")
     parser.add_argument("--expect", type=int, default=0, help="read: latest to wait for")
     parser.add_argument("--read-for", type=float, default=30.0, help="read: seconds at most")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds for any wait")
-    args = parser.parse_args(argv)
-    barrier = Barrier(args.sync, args.name, args.timeout)
-    result = MODES[args.mode](args, barrier)
-    json.dump(result, sys.stdout)
-    return 0
+    return run_mode(parser.parse_args(argv), MODES)
 
 
 if __name__ == "__main__":

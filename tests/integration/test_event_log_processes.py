@@ -11,9 +11,6 @@ its exit code and stderr.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
@@ -27,10 +24,10 @@ from autoopt.infrastructure.db import current_revision, head_revision, open_data
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.settings import DatabaseSettings
 from tests.factories import prompt_extracted, run_started
+from tests.processes import Workers
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_MODULE = "tests.integration.event_log_worker"
 
 WRITERS = 8
@@ -55,102 +52,15 @@ def open_log(url: str) -> SqlEventLog:
     return SqlEventLog(open_database(DatabaseSettings(url=url)))
 
 
-@dataclass
-class Worker:
-    name: str
-    process: subprocess.Popen[bytes]
-    stdout: Path
-    stderr: Path
-
-    def describe(self) -> str:
-        stderr = self.stderr.read_text(errors="replace").strip() or "(empty)"
-        stdout = self.stdout.read_text(errors="replace").strip()[:2000] or "(empty)"
-        return (
-            f"--- worker {self.name}: exit code {self.process.poll()} ---\n"
-            f"stderr:\n{stderr}\nstdout:\n{stdout}"
-        )
-
-
-class Workers:
-    """Worker processes, the file barrier that releases them, and their results.
-
-    Used as a context manager: whatever happens, no worker outlives the test.
-    """
-
-    def __init__(self, folder: Path, db_url: str) -> None:
-        self.folder = folder
-        self.db_url = db_url
-        self.sync = folder / "sync"
-        self.sync.mkdir(parents=True)
-        self.started: list[Worker] = []
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.kill_all()
-
-    def start(self, mode: str, name: str, *options: str) -> None:
-        stdout, stderr = self.folder / f"{name}.out", self.folder / f"{name}.err"
-        command = [
-            sys.executable,
-            "-m",
-            WORKER_MODULE,
-            mode,
-            f"--db={self.db_url}",
-            f"--sync={self.sync}",
-            f"--name={name}",
-            f"--timeout={START_TIMEOUT + RUN_TIMEOUT}",
-            *options,
-        ]
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=err)
-        self.started.append(Worker(name, process, stdout, stderr))
-
-    def wait_ready(self, round_: int) -> None:
-        """Until every worker waits at the barrier of ``round_``; fails if one dies first."""
-        deadline = time.monotonic() + START_TIMEOUT
-        waiting = list(self.started)
-        while waiting:
-            waiting = [w for w in waiting if not (self.sync / f"ready-{round_}-{w.name}").exists()]
-            dead = [w for w in waiting if w.process.poll() is not None]
-            if dead:
-                self.fail(f"worker(s) exited before reaching round {round_}", dead)
-            if time.monotonic() > deadline:
-                self.fail(f"worker(s) not ready for round {round_} in {START_TIMEOUT} s", waiting)
-            time.sleep(0.01)
-
-    def go(self, round_: int) -> None:
-        (self.sync / f"go-{round_}").touch()
-
-    def release(self, round_: int = 1) -> None:
-        self.wait_ready(round_)
-        self.go(round_)
-
-    def results(self) -> dict[str, dict[str, Any]]:
-        """Each worker's JSON result, once all have exited with code 0."""
-        deadline = time.monotonic() + RUN_TIMEOUT
-        for worker in self.started:
-            try:
-                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                hung = [w for w in self.started if w.process.poll() is None]
-                self.fail(f"worker(s) still running after {RUN_TIMEOUT} s", hung)
-        failed = [w for w in self.started if w.process.returncode != 0]
-        if failed:
-            self.fail("worker(s) failed", failed)
-        return {w.name: json.loads(w.stdout.read_text()) for w in self.started}
-
-    def fail(self, reason: str, culprits: list[Worker]) -> None:
-        self.kill_all()
-        pytest.fail(f"{reason}:\n" + "\n".join(w.describe() for w in culprits), pytrace=False)
-
-    def kill_all(self) -> None:
-        for worker in self.started:
-            if worker.process.poll() is None:
-                worker.process.kill()
-        for worker in self.started:
-            worker.process.wait()
+def event_log_workers(folder: Path, db_url: str) -> Workers:
+    """Event log workers on the database at ``db_url``, with this suite's time limits."""
+    return Workers(
+        folder,
+        WORKER_MODULE,
+        [f"--db={db_url}"],
+        start_timeout=START_TIMEOUT,
+        run_timeout=RUN_TIMEOUT,
+    )
 
 
 def as_row(record: RecordedEvent) -> list[Any]:
@@ -176,7 +86,7 @@ def concurrent_writes(tmp_path_factory: pytest.TempPathFactory) -> ConcurrentWri
     folder = tmp_path_factory.mktemp("concurrent-writes")
     db_url = sqlite_url(folder / "autoopt.db")
     open_log(db_url).engine.dispose()
-    with Workers(folder, db_url) as workers:
+    with event_log_workers(folder, db_url) as workers:
         for i in range(WRITERS):
             workers.start(
                 "write", f"writer-{i}", f"--stream=stream-{i}", f"--count={EVENTS_PER_WRITER}"
@@ -277,7 +187,7 @@ def test_only_one_of_simultaneous_appends_at_the_same_expected_version_wins(
     seed = run_started("contested")
     assert log.append("contested", [seed], expected_version=0) == [1]
 
-    with Workers(tmp_path, db_url) as workers:
+    with event_log_workers(tmp_path, db_url) as workers:
         for i in range(CONTENDERS):
             steps = [
                 {
@@ -331,7 +241,7 @@ def test_the_same_event_appended_by_several_processes_at_once_is_stored_once(
     ]
     steps = [{"event": event, "expected": None} for event in shared]
 
-    with Workers(tmp_path, db_url) as workers:
+    with event_log_workers(tmp_path, db_url) as workers:
         for i in range(IDEMPOTENT_WRITERS):
             plan = contend_plan(tmp_path, f"duplicate-{i}", steps)
             workers.start("contend", f"duplicate-{i}", "--stream=shared", plan)
@@ -362,7 +272,7 @@ def test_processes_creating_the_same_new_database_at_once_all_succeed(tmp_path: 
     """
     path = tmp_path / "fresh.db"
     db_url = sqlite_url(path)
-    with Workers(tmp_path, db_url) as workers:
+    with event_log_workers(tmp_path, db_url) as workers:
         for i in range(WRITERS):
             workers.start("open-append", f"opener-{i}", f"--stream=stream-{i}")
         workers.release()

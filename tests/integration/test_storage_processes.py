@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -26,10 +24,10 @@ from typing import Any
 import pytest
 
 from autoopt.infrastructure.storage import FileSystemStorage
+from tests.processes import Workers
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_MODULE = "tests.integration.storage_worker"
 
 WRITERS = 8
@@ -47,96 +45,15 @@ READ_FOR = RUN_TIMEOUT - 30.0  # a reader gives up, and reports, before it is ki
 VERSION_FILE = re.compile(r"^([1-9][0-9]*)\.json$")
 
 
-@dataclass
-class Worker:
-    name: str
-    process: subprocess.Popen[bytes]
-    stdout: Path
-    stderr: Path
-
-    def describe(self) -> str:
-        stderr = self.stderr.read_text(errors="replace").strip() or "(empty)"
-        stdout = self.stdout.read_text(errors="replace").strip()[:2000] or "(empty)"
-        return (
-            f"--- worker {self.name}: exit code {self.process.poll()} ---\n"
-            f"stderr:\n{stderr}\nstdout:\n{stdout}"
-        )
-
-
-class Workers:
-    """Worker processes, the file barrier that releases them, and their results.
-
-    Used as a context manager: whatever happens, no worker outlives the test.
-    """
-
-    def __init__(self, folder: Path, storage_dir: Path) -> None:
-        self.folder = folder
-        self.storage_dir = storage_dir
-        self.sync = folder / "sync"
-        self.sync.mkdir(parents=True)
-        self.started: list[Worker] = []
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.kill_all()
-
-    def start(self, mode: str, name: str, *options: str) -> None:
-        stdout, stderr = self.folder / f"{name}.out", self.folder / f"{name}.err"
-        command = [
-            sys.executable,
-            "-m",
-            WORKER_MODULE,
-            mode,
-            f"--dir={self.storage_dir}",
-            f"--sync={self.sync}",
-            f"--name={name}",
-            f"--timeout={START_TIMEOUT + RUN_TIMEOUT}",
-            *options,
-        ]
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=err)
-        self.started.append(Worker(name, process, stdout, stderr))
-
-    def release(self) -> None:
-        """Wait until every worker is at the barrier (failing if one dies first), then open it."""
-        deadline = time.monotonic() + START_TIMEOUT
-        waiting = list(self.started)
-        while waiting:
-            waiting = [w for w in waiting if not (self.sync / f"ready-1-{w.name}").exists()]
-            dead = [w for w in waiting if w.process.poll() is not None]
-            if dead:
-                self.fail("worker(s) exited before reaching the barrier", dead)
-            if time.monotonic() > deadline:
-                self.fail(f"worker(s) not ready in {START_TIMEOUT} s", waiting)
-            time.sleep(0.01)
-        (self.sync / "go-1").touch()
-
-    def results(self) -> dict[str, dict[str, Any]]:
-        """Each worker's JSON result, once all have exited with code 0."""
-        deadline = time.monotonic() + RUN_TIMEOUT
-        for worker in self.started:
-            try:
-                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                hung = [w for w in self.started if w.process.poll() is None]
-                self.fail(f"worker(s) still running after {RUN_TIMEOUT} s", hung)
-        failed = [w for w in self.started if w.process.returncode != 0]
-        if failed:
-            self.fail("worker(s) failed", failed)
-        return {w.name: json.loads(w.stdout.read_text()) for w in self.started}
-
-    def fail(self, reason: str, culprits: list[Worker]) -> None:
-        self.kill_all()
-        pytest.fail(f"{reason}:\n" + "\n".join(w.describe() for w in culprits), pytrace=False)
-
-    def kill_all(self) -> None:
-        for worker in self.started:
-            if worker.process.poll() is None:
-                worker.process.kill()
-        for worker in self.started:
-            worker.process.wait()
+def storage_workers(folder: Path, storage_dir: Path) -> Workers:
+    """Storage workers on the folder ``storage_dir``, with this suite's time limits."""
+    return Workers(
+        folder,
+        WORKER_MODULE,
+        [f"--dir={storage_dir}"],
+        start_timeout=START_TIMEOUT,
+        run_timeout=RUN_TIMEOUT,
+    )
 
 
 def prompt_folders(root: Path) -> dict[str, Path]:
@@ -173,7 +90,7 @@ def shared_prompt_run(tmp_path_factory: pytest.TempPathFactory) -> SharedPromptR
     """8 writer processes x 50 saves of ``latest + 1`` under the lock, all to one prompt."""
     folder = tmp_path_factory.mktemp("shared-prompt")
     storage_dir = folder / "store"
-    with Workers(folder, storage_dir) as workers:
+    with storage_workers(folder, storage_dir) as workers:
         for i in range(WRITERS):
             workers.start(
                 "save", f"writer-{i}", f"--prompt={SHARED_PROMPT}", f"--count={SAVES_PER_WRITER}"
@@ -266,7 +183,7 @@ def test_writers_of_different_prompts_share_one_index(tmp_path: Path) -> None:
     """
     storage_dir = tmp_path / "store"
     prompts = [f"tenant-{i}/工作流/prompt" for i in range(SHARDED_WRITERS)]
-    with Workers(tmp_path, storage_dir) as workers:
+    with storage_workers(tmp_path, storage_dir) as workers:
         for i, prompt_id in enumerate(prompts):
             workers.start(
                 "save",
@@ -311,7 +228,7 @@ def read_while_writing(tmp_path_factory: pytest.TempPathFactory) -> ReadWhileWri
     folder = tmp_path_factory.mktemp("read-while-writing")
     storage_dir = folder / "store"
     total = READ_WRITERS * SAVES_PER_WRITER
-    with Workers(folder, storage_dir) as workers:
+    with storage_workers(folder, storage_dir) as workers:
         for i in range(READ_WRITERS):
             workers.start(
                 "save", f"writer-{i}", f"--prompt={SHARED_PROMPT}", f"--count={SAVES_PER_WRITER}"
