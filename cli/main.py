@@ -16,6 +16,7 @@ from autoopt.cli.context import CliState, configure_logging
 from autoopt.cli.db_commands import db
 from autoopt.cli.dsl_commands import patches_group, prompts_group
 from autoopt.cli.events_commands import events_group
+from autoopt.cli.llm_commands import llm_group
 from autoopt.cli.maintenance_commands import fsck, storage_group
 from autoopt.cli.optimize_command import optimize
 from autoopt.cli.output import one_line
@@ -75,6 +76,7 @@ cli.add_command(fsck)
 cli.add_command(prompts_group)
 cli.add_command(patches_group)
 cli.add_command(optimize)
+cli.add_command(llm_group)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from autoopt.cli.output import one_line, render
 
 if TYPE_CHECKING:
     from autoopt.domain.optimizer import Round
+    from autoopt.domain.ports import LLMRewriter
     from autoopt.domain.service import PromptReport, RunReport
     from autoopt.infrastructure.bootstrap import Container
 
@@ -44,7 +45,15 @@ TABLE_COLUMNS = ("node", "field", "score", "strategy", "confidence", "decision")
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output file (one app only). Default: APP.optimized.yml beside the input.",
 )
-@click.option("--dry-run", is_flag=True, help="Show what would change; write and record nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would change and estimate LLM calls and cost; write, record and call nothing.",
+)
+@click.option(
+    "--no-cache", is_flag=True, help="Ask the language model again, ignoring cached answers."
+)
+@click.option("--max-cost", type=click.FloatRange(min=0), help="Stop LLM calls at this many USD.")
 @click.option(
     "--format",
     "fmt",
@@ -64,6 +73,8 @@ def optimize(
     threshold: float | None,
     out_file: Path | None,
     dry_run: bool,
+    no_cache: bool,
+    max_cost: float | None,
     fmt: str,
 ) -> None:
     """Optimize the prompts of APPS (Dify DSL files, or folders of them).
@@ -79,8 +90,8 @@ def optimize(
       autoopt optimize apps/ --preset conservative --format json
       autoopt optimize app.yml --strategy clarity_focus --dry-run
     """
+    from autoopt.cli.llm_commands import estimate, language_model
     from autoopt.domain.errors import ConfigurationError, OptimizerError
-    from autoopt.domain.strategies import LLM_FALLBACKS
     from autoopt.infrastructure.settings import Override, preset_overrides
 
     if preset:
@@ -97,19 +108,21 @@ def optimize(
     files, problems = _expand(apps, container.settings.dsl.max_bytes)
     if out_file is not None and len(files) + len(problems) != 1:
         raise ConfigurationError("--out names one output file; give exactly one app with it")
-    llm_strategies = [s for s in container.settings.optimization.strategies if s in LLM_FALLBACKS]
-    if llm_strategies:
-        click.echo(
-            f"Note: no language model is configured; {', '.join(llm_strategies)} "
-            "run their rule-based fallbacks.",
-            err=True,
-        )
+    llm = None if dry_run else language_model(container, use_cache=not no_cache, max_cost=max_cost)
     reports: list[RunReport] = []
     for source in files:
         try:
-            reports.append(_optimize_file(container, source, out_file, dry_run))
+            reports.append(_optimize_file(container, source, out_file, dry_run, llm))
         except OptimizerError as exc:
             problems.append(str(exc))
+    if llm is not None and llm.auth_failed:
+        click.echo(
+            "Note: the server refused the API key (HTTP 401); LLM strategies used their "
+            "rule-based fallbacks from then on.",
+            err=True,
+        )
+    if dry_run:
+        click.echo(estimate(container, reports), err=True)
     for problem in problems:
         click.echo(f"Error: {one_line(problem)}", err=True)
     _print(reports, fmt)
@@ -118,7 +131,11 @@ def optimize(
 
 
 def _optimize_file(
-    container: Container, source: Path, out_file: Path | None, dry_run: bool
+    container: Container,
+    source: Path,
+    out_file: Path | None,
+    dry_run: bool,
+    llm: LLMRewriter | None,
 ) -> RunReport:
     from autoopt.domain.dsl_loading import load_dsl
     from autoopt.infrastructure.dsl_files import FileSink, default_output, read_bytes
@@ -127,7 +144,7 @@ def _optimize_file(
     settings = container.settings
     data = read_bytes(source, settings.dsl.max_bytes)
     app = load_dsl(data, str(source), settings.dsl.max_bytes)
-    service = container.optimizer_service(dry_run=dry_run)
+    service = container.optimizer_service(dry_run=dry_run, llm=llm)
     sink = None if dry_run else FileSink(out_file or default_output(source))
     with _progress(app) as advance:
         return service.run(

@@ -40,10 +40,13 @@ class LLMExchange(FrozenModel):
     base_url: str | None = None
     messages: tuple[ChatMessage, ...]
     parameters: dict[str, float | int | str | None] = Field(default_factory=dict)
+    template_version: str | None = None
+    request_sha256: str | None = None
     response_text: str | None = None
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
-    cost_usd: float = Field(default=0.0, ge=0)
+    # None when the model's price is unknown: an unknown cost is not a zero cost.
+    cost_usd: float | None = Field(default=None, ge=0)
     cached: bool = False
     latency_ms: float | None = Field(default=None, ge=0)
     error: str | None = None

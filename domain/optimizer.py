@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from autoopt.domain.analyzer import PromptAnalysis, PromptAnalyzer
-from autoopt.domain.models import OptimizationConfig, Prompt
+from autoopt.domain.errors import LLMError
+from autoopt.domain.guards import answer_violation
+from autoopt.domain.models import LLMExchange, OptimizationConfig, Prompt
+from autoopt.domain.ports import LLMRewriter
 from autoopt.domain.strategies import (
     LLM_FALLBACKS,
     REWRITES,
@@ -48,6 +51,7 @@ class Round:
     analysis: PromptAnalysis
     fallback_from: str | None = None
     fallback_error: str | None = None
+    llm_exchange: LLMExchange | None = None
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,17 @@ def confidence(before: PromptAnalysis, after: PromptAnalysis) -> float:
 
 class PromptOptimizer:
     def __init__(
-        self, analyzer: PromptAnalyzer, rewrites: Mapping[str, Rewrite] | None = None
+        self,
+        analyzer: PromptAnalyzer,
+        rewrites: Mapping[str, Rewrite] | None = None,
+        llm: LLMRewriter | None = None,
+        length_bounds: tuple[float, float] = (0.3, 3.0),
     ) -> None:
         self._analyzer = analyzer
         # The rule-based rewrites by name; the gate below never trusts them.
         self._rewrites = dict(rewrites or REWRITES)
+        self._llm = llm
+        self._length_bounds = length_bounds
 
     def analyze(self, prompt: Prompt) -> PromptAnalysis:
         return self._analyzer.analyze(prompt.text, prompt.prompt_id, prompt.edition)
@@ -123,14 +133,18 @@ class PromptOptimizer:
     ) -> list[Round]:
         rounds: list[Round] = []
         for iteration in range(1, config.max_iterations + 1):
-            rule, fallback_from, fallback_error = self._resolve(strategy, analysis)
-            candidate = self._rewrites[rule](text, prompt.edition)
+            proposal = self._propose(prompt, strategy, text, analysis)
+            candidate = proposal.text
             after = self._analyzer.analyze(candidate, prompt.prompt_id, prompt.edition)
-            violation = invariant_violation(prompt.text, candidate, prompt.edition)
+            violation = proposal.guard or invariant_violation(
+                prompt.text, candidate, prompt.edition
+            )
             gate = 0.0 if violation else confidence(analysis, after)
             decision: Decision
             if candidate == text:
                 decision, reason = "rejected", "no change"
+            elif proposal.guard:
+                decision, reason = "rejected", f"answer refused: {proposal.guard}"
             elif violation:  # checked against the original: drift over rounds counts too
                 decision, reason = "rejected", f"invariant broken: {violation}"
             elif after.overall_score <= analysis.overall_score:
@@ -144,7 +158,7 @@ class PromptOptimizer:
                 reason = f"score {analysis.overall_score:g} -> {after.overall_score:g}"
             rounds.append(
                 Round(
-                    strategy=rule,
+                    strategy=proposal.strategy,
                     iteration=iteration,
                     candidate_text=candidate,
                     score_before=analysis.overall_score,
@@ -153,8 +167,9 @@ class PromptOptimizer:
                     decision=decision,
                     reason=reason,
                     analysis=after,
-                    fallback_from=fallback_from,
-                    fallback_error=fallback_error,
+                    fallback_from=proposal.fallback_from,
+                    fallback_error=proposal.fallback_error,
+                    llm_exchange=proposal.exchange,
                 )
             )
             if decision == "rejected":
@@ -162,12 +177,47 @@ class PromptOptimizer:
             text, analysis = candidate, after
         return rounds
 
-    def _resolve(
-        self, strategy: str, analysis: PromptAnalysis
-    ) -> tuple[str, str | None, str | None]:
-        """The rule-based rewrite to run, and the fallback taken to reach it, if any."""
+    def _propose(
+        self, prompt: Prompt, strategy: str, text: str, analysis: PromptAnalysis
+    ) -> _Proposal:
+        """One candidate: from the language model when it can answer, else the rules."""
         if strategy == "auto":
-            return choose_auto(analysis), None, None
-        if strategy in LLM_FALLBACKS:
-            return LLM_FALLBACKS[strategy], strategy, "no language model is configured"
-        return strategy, None, None
+            rule = choose_auto(analysis)
+            return _Proposal(rule, self._rewrites[rule](text, prompt.edition))
+        if strategy not in LLM_FALLBACKS:
+            return _Proposal(strategy, self._rewrites[strategy](text, prompt.edition))
+        rule = LLM_FALLBACKS[strategy]
+        if self._llm is None:
+            return _Proposal(
+                rule,
+                self._rewrites[rule](text, prompt.edition),
+                fallback_from=strategy,
+                fallback_error="no language model is configured",
+            )
+        base, base_analysis = text, analysis
+        if strategy == "hybrid":
+            # hybrid: the rules' pass first, then the model refines what they made.
+            base = self._rewrites["clarity_focus"](text, prompt.edition)
+            base_analysis = self._analyzer.analyze(base, prompt.prompt_id, prompt.edition)
+        try:
+            answer = self._llm.rewrite(strategy, base, base_analysis, prompt.edition)
+        except LLMError as exc:
+            return _Proposal(
+                rule,
+                self._rewrites[rule](text, prompt.edition),
+                fallback_from=strategy,
+                fallback_error=f"{type(exc).__name__}: {exc}",
+                exchange=getattr(exc, "exchange", None),
+            )
+        guard = answer_violation(prompt.text, answer.text, prompt.edition, *self._length_bounds)
+        return _Proposal(strategy, answer.text, exchange=answer.exchange, guard=guard)
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    strategy: str
+    text: str
+    fallback_from: str | None = None
+    fallback_error: str | None = None
+    exchange: LLMExchange | None = None
+    guard: str | None = None

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from autoopt.domain.analyzer import PromptAnalysis
 from autoopt.domain.dsl_loading import DifyApp
 from autoopt.domain.errors import ConcurrencyError, DuplicateEventError
 from autoopt.domain.events import DomainEvent
-from autoopt.domain.models import PromptVersion
+from autoopt.domain.models import LLMExchange, PromptVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,25 @@ class WorkflowCatalog(Protocol):
     def load(self, workflow_id: str) -> tuple[DifyApp, str]:
         """The app and its DSL text; ``NotFoundError`` for an unknown id."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LLMAnswer:
+    text: str
+    exchange: LLMExchange
+
+
+class LLMRewriter(Protocol):
+    """Rewrites a prompt with a language model for one LLM strategy.
+
+    Raises ``LLMError`` (timeout, server error, malformed answer, budget) when
+    it has no usable answer, and ``LLMAuthenticationError`` once the key is
+    refused, after which it makes no more requests.
+    """
+
+    def rewrite(
+        self, strategy: str, text: str, analysis: PromptAnalysis, edition: str
+    ) -> LLMAnswer: ...
 
 
 class Clock(Protocol):

@@ -315,6 +315,7 @@ class OptimizerService:
             fallback=r.fallback_from is not None,
             fallback_from=r.fallback_from,
             fallback_error=r.fallback_error,
+            llm_exchange=r.llm_exchange,
         )
 
     def _envelope(self, run_id: str, causation_id: str | None = None) -> dict[str, Any]:

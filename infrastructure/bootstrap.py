@@ -10,14 +10,17 @@ from sqlalchemy import Engine
 from autoopt.domain.analyzer import PromptAnalyzer
 from autoopt.domain.errors import ConfigurationError
 from autoopt.domain.optimizer import PromptOptimizer
-from autoopt.domain.ports import Clock, EventLog, IdFactory, WorkflowCatalog
+from autoopt.domain.ports import Clock, EventLog, IdFactory, LLMRewriter, WorkflowCatalog
 from autoopt.domain.service import OptimizerService
 from autoopt.domain.versions import VersionManager
 from autoopt.infrastructure.clock import RandomIds, SystemClock
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
+from autoopt.infrastructure.llm.cache import ResponseCache
+from autoopt.infrastructure.llm.client import OpenAIRewriter
+from autoopt.infrastructure.llm.pricing import Pricing
 from autoopt.infrastructure.memory_event_log import InMemoryEventLog
-from autoopt.infrastructure.settings import Settings
+from autoopt.infrastructure.settings import Settings, api_key
 from autoopt.infrastructure.storage import FileSystemStorage, InMemoryVersionStorage
 
 
@@ -57,8 +60,32 @@ class Container:
     def versions(self) -> VersionManager:
         return VersionManager(self.storage, self.event_log, self.clock, self.ids)
 
+    @cached_property
+    def llm_cache(self) -> ResponseCache:
+        return ResponseCache(self.engine, self.settings.llm.cache_ttl, self.clock)
+
+    def llm_rewriter(
+        self, *, use_cache: bool = True, max_cost_usd: float | None = None
+    ) -> OpenAIRewriter | None:
+        """The language model, or None when no API key is in the environment."""
+        key = api_key(self.settings)
+        if key is None:
+            return None
+        config = self.settings.llm
+        return OpenAIRewriter(
+            config,
+            key,
+            cache=self.llm_cache if use_cache and config.enable_cache else None,
+            pricing=Pricing({m: (p.input, p.output) for m, p in config.pricing.items()}),
+            max_cost_usd=max_cost_usd,
+        )
+
     def optimizer_service(
-        self, *, dry_run: bool = False, catalog: WorkflowCatalog | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        catalog: WorkflowCatalog | None = None,
+        llm: LLMRewriter | None = None,
     ) -> OptimizerService:
         """The service; a dry run records into memory only, so nothing is kept."""
         log: EventLog
@@ -70,7 +97,14 @@ class Container:
         return OptimizerService(
             log,
             versions,
-            PromptOptimizer(PromptAnalyzer()),
+            PromptOptimizer(
+                PromptAnalyzer(),
+                llm=llm,
+                length_bounds=(
+                    self.settings.llm.min_length_ratio,
+                    self.settings.llm.max_length_ratio,
+                ),
+            ),
             self.clock,
             self.ids,
             catalog=catalog,

@@ -99,6 +99,11 @@ def preset_overrides(name: str) -> list[Override]:
     ]
 
 
+class ModelPrice(_Section):
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class LLMSettings(_Section):
     provider: Literal["openai"] = "openai"
     model: str = "gpt-4-turbo-preview"
@@ -111,6 +116,11 @@ class LLMSettings(_Section):
     max_cost_usd: float | None = Field(default=None, ge=0)
     temperature: float = Field(default=0.2, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
+    # An answer shorter or longer than these multiples of the prompt is refused.
+    min_length_ratio: float = Field(default=0.3, gt=0)
+    max_length_ratio: float = Field(default=3.0, gt=0)
+    # Extra or corrected prices, USD per million tokens: {model: {input: x, output: y}}.
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
 class DatabaseSettings(_Section):

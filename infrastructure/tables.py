@@ -52,3 +52,15 @@ events = Table(
     Column("payload", PayloadType, nullable=False),
     UniqueConstraint("stream_id", "stream_version"),
 )
+
+# Language-model answers by request hash. Only successful answers are kept.
+llm_cache = Table(
+    "llm_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("response", PayloadType, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("hits", Integer, nullable=False, server_default="0"),
+)

@@ -22,7 +22,9 @@ class Invoke:
         self.url = f"sqlite:///{db_file}"
         self.workdir = workdir
         self.storage_dir = workdir / "versions"
+        # An empty key: a developer's real key in the environment is never used by a test.
         self.env = {
+            "OPENAI_API_KEY": "",
             "OPTIMIZER_DATABASE_URL": self.url,
             "OPTIMIZER_STORAGE_DIR": str(self.storage_dir),
         }

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 from alembic import command
 
-from autoopt.infrastructure.db import alembic_config, create_db_engine
+from autoopt.infrastructure.db import alembic_config, create_db_engine, head_revision
 from autoopt.infrastructure.settings import DatabaseSettings
 from tests.e2e.conftest import Invoke
+
+HEAD = head_revision()
 
 
 def test_db_current_on_an_empty_database(autoopt: Invoke) -> None:
     result = autoopt("db", "current")
-    assert (result.exit_code, result.stdout) == (0, "none (head is 0002)\n")
+    assert (result.exit_code, result.stdout) == (0, f"none (head is {HEAD})\n")
 
 
 def test_db_upgrade_then_current_then_check(autoopt: Invoke) -> None:
     first = autoopt("db", "upgrade")
     assert first.exit_code == 0
-    assert first.stdout == f"Upgraded {autoopt.url} from an empty database to 0002 (head)\n"
+    assert first.stdout == f"Upgraded {autoopt.url} from an empty database to {HEAD} (head)\n"
 
     again = autoopt("db", "upgrade")
-    assert again.stdout == f"{autoopt.url} is already at revision 0002 (head)\n"
+    assert again.stdout == f"{autoopt.url} is already at revision {HEAD} (head)\n"
 
-    assert autoopt("db", "current").stdout == "0002 (head)\n"
+    assert autoopt("db", "current").stdout == f"{HEAD} (head)\n"
     check = autoopt("db", "check")
-    assert (check.exit_code, check.stdout) == (0, f"{autoopt.url} is at revision 0002 (head)\n")
+    assert (check.exit_code, check.stdout) == (0, f"{autoopt.url} is at revision {HEAD} (head)\n")
 
 
 def test_db_check_on_an_empty_database_fails_with_the_fix(autoopt: Invoke) -> None:
@@ -38,14 +40,14 @@ def test_an_old_database_is_reported_then_upgraded(autoopt: Invoke) -> None:
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
 
-    assert autoopt("db", "current").stdout == "0001 (head is 0002)\n"
+    assert autoopt("db", "current").stdout == f"0001 (head is {HEAD})\n"
     for args in (("db", "check"), ("events", "list")):
         result = autoopt(*args)
         assert result.exit_code == 1
         assert result.stderr == "Error: database is at revision 0001, run 'autoopt db upgrade'\n"
 
     upgraded = autoopt("db", "upgrade")
-    assert upgraded.stdout == f"Upgraded {autoopt.url} from 0001 to 0002 (head)\n"
+    assert upgraded.stdout == f"Upgraded {autoopt.url} from 0001 to {HEAD} (head)\n"
     assert autoopt("events", "list", "--format", "json").stdout == "[]\n"
 
 
@@ -61,7 +63,7 @@ def test_a_file_that_is_not_a_database(autoopt: Invoke) -> None:
 def test_database_url_flag_beats_the_environment(autoopt: Invoke) -> None:
     other = autoopt.workdir / "other.db"
     result = autoopt("--database-url", f"sqlite:///{other}", "db", "upgrade")
-    assert result.stdout == f"Upgraded sqlite:///{other} from an empty database to 0002 (head)\n"
+    assert result.stdout == f"Upgraded sqlite:///{other} from an empty database to {HEAD} (head)\n"
     assert other.is_file() and not autoopt.db_file.exists()
 
 

@@ -12,6 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from autoopt.cli.main import cli
+from autoopt.infrastructure.db import head_revision
+
+HEAD = head_revision()
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -113,6 +116,6 @@ def test_logs_go_to_stderr_at_the_chosen_level(
     )
     assert result.returncode == 0
     url = "sqlite:///./data/optimizer/autoopt.db"
-    assert result.stdout == f"Upgraded {url} from an empty database to 0002 (head)\n"
-    expected = f"INFO autoopt.infrastructure.db: migrating {url} from empty to 0002\n"
+    assert result.stdout == f"Upgraded {url} from an empty database to {HEAD} (head)\n"
+    expected = f"INFO autoopt.infrastructure.db: migrating {url} from empty to {HEAD}\n"
     assert result.stderr == (expected if logged else "")

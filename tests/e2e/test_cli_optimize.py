@@ -19,7 +19,7 @@ from tests.dsl_diff import differing_paths
 from tests.e2e.conftest import Invoke
 
 EXAMPLE = REPO_ROOT / "examples" / "support_bot.yml"
-NOTE = "Note: no language model is configured; llm_guided, hybrid run their rule-based fallbacks.\n"
+NOTE = "Note: no API key in $OPENAI_API_KEY; llm_guided, hybrid run their rule-based fallbacks.\n"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from autoopt.infrastructure.db import head_revision
 from tests.conftest import REPO_ROOT
 
 
@@ -50,6 +51,8 @@ def test_wheel_contents(wheel: Path) -> None:
         "autoopt/migrations/script.py.mako",
         "autoopt/migrations/versions/0001_events.py",
         "autoopt/migrations/versions/0002_events_append_only.py",
+        "autoopt/migrations/versions/0003_llm_cache.py",
+        "autoopt/infrastructure/templates/llm_guided.j2",
     ):
         assert required in names
     assert not any(name.startswith("autoopt/tests") for name in names)
@@ -81,4 +84,4 @@ def test_the_installed_wheel_migrates_and_runs(wheel: Path, tmp_path: Path) -> N
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "to 0002 (head)" in result.stdout
+    assert f"to {head_revision()} (head)" in result.stdout
