@@ -115,10 +115,10 @@ def optimize(
             reports.append(_optimize_file(container, source, out_file, dry_run, llm))
         except OptimizerError as exc:
             problems.append(str(exc))
-    if llm is not None and llm.auth_failed:
+    if llm is not None and llm.auth_failure is not None:
         click.echo(
-            "Note: the server refused the API key (HTTP 401); LLM strategies used their "
-            "rule-based fallbacks from then on.",
+            f"Note: {llm.auth_failure}; LLM strategies used their rule-based fallbacks "
+            "from then on.",
             err=True,
         )
     if dry_run:

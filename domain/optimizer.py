@@ -31,6 +31,7 @@ from autoopt.domain.strategies import (
     choose_auto,
     invariant_violation,
 )
+from autoopt.domain.text import has_prose
 
 Decision = Literal["accepted", "rejected"]
 
@@ -105,6 +106,10 @@ class PromptOptimizer:
         baseline = baseline or self.analyze(prompt)
         if prompt.empty:
             return PromptOutcome(prompt, baseline, skipped="empty prompt")
+        if not has_prose(prompt.text, prompt.edition):
+            return PromptOutcome(
+                prompt, baseline, skipped="nothing to optimize: only variable references or code"
+            )
         if baseline.overall_score >= config.score_threshold and not baseline.has_critical_issue:
             return PromptOutcome(
                 prompt,

@@ -106,6 +106,11 @@ def plain(masked_text: str) -> str:
     return _MASK_TOKEN.sub(MASK, masked_text)
 
 
+def has_prose(text: str, edition: str = "basic") -> bool:
+    """Whether there is any wording outside references, code and JSON to work on."""
+    return bool(units(mask(text, edition).text.replace(MASK, " ")))
+
+
 def estimate_tokens(text: str) -> int:
     """Roughly what a BPE tokenizer would count: ~1 per CJK character, ~1.3 per word."""
     cjk = len(_CJK_CHAR.findall(text))

@@ -76,13 +76,18 @@ class OpenAIRewriter:
         self._structured = True
         self.spent_usd = 0.0
         self.requests = 0
-        self.auth_failed = False
+        # Why the server refused us (401 or 403); no request is made after that.
+        self.auth_failure: str | None = None
+
+    @property
+    def auth_failed(self) -> bool:
+        return self.auth_failure is not None
 
     def rewrite(
         self, strategy: str, text: str, analysis: PromptAnalysis, edition: str
     ) -> LLMAnswer:
-        if self.auth_failed:
-            raise LLMAuthenticationError("the API key was refused earlier in this run")
+        if self.auth_failure is not None:
+            raise LLMAuthenticationError(f"{self.auth_failure} earlier in this run")
         messages = self._prompts.render(strategy, text, analysis)
         parameters: dict[str, Any] = {"temperature": self._settings.temperature}
         if self._settings.max_tokens is not None:
@@ -100,16 +105,28 @@ class OpenAIRewriter:
             stored = self._cache.get(key)
             if stored is not None:
                 return self._answer(stored, messages, parameters, version, key, cached=True)
-        if self._max_cost is not None and self.spent_usd >= self._max_cost:
-            raise BudgetExceededError(
-                f"the budget of ${self._max_cost:g} is spent (${self.spent_usd:.4f})"
-            )
+        if self._max_cost is not None:
+            if not self._pricing.known(self._settings.model):
+                raise BudgetExceededError(
+                    f"max_cost_usd is set but the price of {self._settings.model} is unknown; "
+                    "add it under llm.pricing"
+                )
+            if self.spent_usd >= self._max_cost:
+                raise BudgetExceededError(
+                    f"the budget of ${self._max_cost:g} is spent (${self.spent_usd:.4f})"
+                )
         started = time.perf_counter()
         response = self._call(messages, parameters)
         latency_ms = (time.perf_counter() - started) * 1000
-        stored = self._parse(response, latency_ms)
-        cost = stored["cost_usd"]
-        self.spent_usd += cost or 0.0
+        stored = self._measure(response, latency_ms)
+        # A billed answer counts against the budget even when it turns out unusable.
+        self.spent_usd += stored["cost_usd"] or 0.0
+        try:
+            stored["text"] = _prompt_from(stored["content"])
+        except LLMResponseError as exc:
+            failed = self._answer(stored, messages, parameters, version, key, cached=False)
+            exc.exchange = failed.exchange.model_copy(update={"error": str(exc)})  # type: ignore[attr-defined]
+            raise
         if self._cache is not None:
             self._cache.put(key, self._settings.model, stored)
         return self._answer(stored, messages, parameters, version, key, cached=False)
@@ -132,15 +149,13 @@ class OpenAIRewriter:
                     self.requests += 1
             return create(**kwargs)
         except openai.AuthenticationError as exc:
-            self.auth_failed = True
-            raise LLMAuthenticationError(
+            self.auth_failure = (
                 f"the server refused the API key in ${self._settings.api_key_env} (HTTP 401)"
-            ) from exc
+            )
+            raise LLMAuthenticationError(self.auth_failure) from exc
         except openai.PermissionDeniedError as exc:
-            self.auth_failed = True
-            raise LLMAuthenticationError(
-                "the server denied access to the model (HTTP 403)"
-            ) from exc
+            self.auth_failure = "the server denied access to the model (HTTP 403)"
+            raise LLMAuthenticationError(self.auth_failure) from exc
         except openai.APITimeoutError as exc:
             raise LLMTimeoutError(
                 f"no answer within {self._settings.timeout_seconds:g} s "
@@ -157,7 +172,8 @@ class OpenAIRewriter:
         except ValueError as exc:  # a body that is not JSON at all
             raise LLMResponseError("the server's answer is not JSON") from exc
 
-    def _parse(self, response: Any, latency_ms: float) -> dict[str, Any]:
+    def _measure(self, response: Any, latency_ms: float) -> dict[str, Any]:
+        """The answer's text, usage and cost; its prompt is parsed out separately."""
         try:
             content = response.choices[0].message.content
         except (AttributeError, IndexError, TypeError) as exc:
@@ -169,7 +185,7 @@ class OpenAIRewriter:
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         return {
             "content": content,
-            "text": _prompt_from(content),
+            "text": None,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "cost_usd": self._pricing.cost(self._settings.model, prompt_tokens, completion_tokens),

@@ -81,7 +81,8 @@ def test_json_output_has_the_documented_shape(autoopt: Invoke, app: Path) -> Non
     assert all(p["score_after"] > p["score_before"] for p in improved)
     assert all(p["confidence"] >= 0.7 for p in improved)
     skipped = [p for p in report["prompts"] if p["decision"] == "skipped"]
-    assert all("threshold" in p["reason"] for p in skipped)
+    assert {p["reason"].split(":")[0].split(" ")[0] for p in skipped} == {"score", "nothing"}
+    assert sum(1 for p in skipped if p["reason"].startswith("nothing to optimize")) == 2
 
 
 def test_every_decision_is_in_the_event_log(autoopt: Invoke, app: Path) -> None:
@@ -147,7 +148,9 @@ def test_options_and_presets(autoopt: Invoke, app: Path) -> None:
     )
     assert {p["decision"] for p in none["prompts"]} <= {"skipped", "kept"}
     assert all(
-        p["reason"].endswith("threshold 0") for p in none["prompts"] if p["decision"] == "skipped"
+        p["reason"].endswith("threshold 0") or p["reason"].startswith("nothing to optimize")
+        for p in none["prompts"]
+        if p["decision"] == "skipped"
     )
     only = json.loads(
         autoopt(
