@@ -711,9 +711,8 @@ def test_a_spent_budget_stops_further_calls_and_the_run_completes(llm: LLMCli, w
 
 
 def test_an_unparseable_answer_still_counts_against_the_budget(llm: LLMCli) -> None:
-    """BUG (infrastructure/llm/client.py, OpenAIRewriter.rewrite): an answer whose
-    content fails to parse was billed (its usage says so) but is not added to
-    ``spent_usd``, so a spent budget lets the next call through."""
+    """An answer whose content fails to parse was still billed (its usage says so):
+    it counts against the budget, so a spent budget stops the next call."""
     llm.configure(strategies=("llm_guided", "llm_clarity", "llm_efficiency"))
     billed = Answer(
         '{"optimized_prompt": "cut off',
