@@ -44,6 +44,11 @@ class CliState:
             self._container = build(self.settings())
         return self._container
 
+    def catch_up(self) -> None:
+        """Bring the read models up to date if the command appended events."""
+        if self._container is not None:
+            self._container.catch_up()
+
     def close(self) -> None:
         if self._container is not None:
             self._container.close()

@@ -20,6 +20,7 @@ from autoopt.cli.llm_commands import llm_group
 from autoopt.cli.maintenance_commands import fsck, storage_group
 from autoopt.cli.optimize_command import optimize
 from autoopt.cli.output import one_line
+from autoopt.cli.projections_commands import projections_group
 from autoopt.cli.versions_commands import versions_group
 from autoopt.domain.errors import OptimizerError
 
@@ -29,7 +30,13 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 class AutooptGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                # Every command that appended events leaves the read models current,
+                # also when it ends in an error after appending (RunFailed, exit 1).
+                if isinstance(ctx.obj, CliState):
+                    ctx.obj.catch_up()
         except OptimizerError as exc:
             raise click.ClickException(one_line(str(exc))) from exc
 
@@ -77,6 +84,7 @@ cli.add_command(prompts_group)
 cli.add_command(patches_group)
 cli.add_command(optimize)
 cli.add_command(llm_group)
+cli.add_command(projections_group)
 
 
 def main() -> None:

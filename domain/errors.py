@@ -13,7 +13,8 @@ surface as the bug it is::
     ├── StorageError                the database or the file store failed
     │   ├── NotADatabaseError       the database file is not SQLite
     │   ├── SchemaVersionError      the database is behind (or ahead of) the code
-    │   └── ImmutableRecordError    something tried to change what is append-only
+    │   ├── ImmutableRecordError    something tried to change what is append-only
+    │   └── ProjectionError         a read model could not apply an event
     ├── EventSchemaError            a stored event cannot be read back
     └── LLMError                    the language model could not be used
         ├── LLMAuthenticationError  the key was refused
@@ -68,6 +69,10 @@ class SchemaVersionError(StorageError):
 
 class ImmutableRecordError(StorageError):
     """An UPDATE or DELETE was attempted on append-only data."""
+
+
+class ProjectionError(StorageError):
+    """A projector could not apply an event; it stops at that position."""
 
 
 class EventSchemaError(OptimizerError):

@@ -20,6 +20,7 @@ from autoopt.infrastructure.llm.cache import ResponseCache
 from autoopt.infrastructure.llm.client import OpenAIRewriter
 from autoopt.infrastructure.llm.pricing import Pricing
 from autoopt.infrastructure.memory_event_log import InMemoryEventLog
+from autoopt.infrastructure.projections.runner import ProjectionRunner
 from autoopt.infrastructure.settings import Settings, api_key
 from autoopt.infrastructure.storage import FileSystemStorage, InMemoryVersionStorage
 
@@ -59,6 +60,15 @@ class Container:
     @cached_property
     def versions(self) -> VersionManager:
         return VersionManager(self.storage, self.event_log, self.clock, self.ids)
+
+    @cached_property
+    def projections(self) -> ProjectionRunner:
+        return ProjectionRunner(self.engine, self.event_log)
+
+    def catch_up(self) -> None:
+        """Bring the read models up to the log, if this command appended anything."""
+        if "event_log" in self.__dict__ and self.event_log.appended:
+            self.projections.catch_up()
 
     @cached_property
     def llm_cache(self) -> ResponseCache:

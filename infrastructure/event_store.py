@@ -111,6 +111,7 @@ class SqlEventLog:
         self._where = describe_url(str(engine.url))
         self._sql = AppendStatements.for_dialect(engine.dialect.name, engine.dialect.paramstyle)
         self._writer: Any = None
+        self.appended = 0  # events this object wrote: tells callers to catch projections up
         self._writer_lock = threading.Lock()
 
     @property
@@ -154,6 +155,7 @@ class SqlEventLog:
                 ]
                 cursor.executemany(sql.insert, rows)
                 connection.commit()
+                self.appended += len(rows)
             except BaseException:
                 connection.rollback()
                 raise

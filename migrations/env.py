@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+import autoopt.infrastructure.projections.tables  # noqa: F401  (registers the read models)
 from autoopt.infrastructure.tables import metadata
 
 

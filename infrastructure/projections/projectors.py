@@ -1,0 +1,242 @@
+"""Projectors: how each event becomes rows of one reporting table.
+
+A projector names its table and the event types it reads; every other event
+type passes it by (its checkpoint still moves past it). Rows are written with
+plain INSERT/UPDATE statements in the runner's transaction, together with the
+checkpoint, so an event is applied exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, update
+
+from autoopt.domain.events import (
+    DomainEvent,
+    IterationCompleted,
+    PatchEmitted,
+    PromptExtracted,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    VersionCreated,
+    VersionRolledBack,
+)
+from autoopt.domain.ports import RecordedEvent
+from autoopt.infrastructure.projections import tables
+
+Apply = Callable[[Connection, RecordedEvent], None]
+
+
+@dataclass(frozen=True)
+class Projector:
+    name: str
+    table: Table
+    handlers: dict[type[DomainEvent], Apply]
+
+    def apply(self, conn: Connection, record: RecordedEvent) -> None:
+        handler = self.handlers.get(type(record.event))
+        if handler is not None:
+            handler(conn, record)
+
+
+def _run_started(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, RunStarted)
+    conn.execute(
+        insert(tables.runs).values(
+            run_id=e.run_id,
+            workflow_id=e.workflow_id,
+            app_name=e.app_name,
+            app_mode=e.app_mode,
+            source_name=e.source_name,
+            dsl_sha256=e.dsl_sha256,
+            tool_version=e.tool_version,
+            status="running",
+            started_at=e.occurred_at,
+        )
+    )
+
+
+def _run_completed(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, RunCompleted)
+    _finish(
+        conn,
+        e.run_id,
+        status="completed",
+        finished_at=e.occurred_at,
+        prompts_found=e.prompts_found,
+        prompts_optimized=e.prompts_optimized,
+        versions_created=e.versions_created,
+        output_path=e.output_path,
+        output_sha256=e.output_sha256,
+    )
+
+
+def _run_failed(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, RunFailed)
+    _finish(
+        conn,
+        e.run_id,
+        status="failed",
+        finished_at=e.occurred_at,
+        error_type=e.error_type,
+        error_message=e.message,
+    )
+
+
+def _finish(conn: Connection, run_id: str, **values: Any) -> None:
+    result = conn.execute(
+        update(tables.runs).where(tables.runs.c.run_id == run_id).values(**values)
+    )
+    if result.rowcount != 1:
+        raise LookupError(f"run {run_id} has no RunStarted before it")
+
+
+def _prompt_extracted(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, PromptExtracted)
+    conn.execute(
+        insert(tables.prompts).values(
+            run_id=e.run_id,
+            prompt_id=e.prompt_id,
+            node_id=e.node_id,
+            node_title=e.node_title,
+            node_type=e.node_type,
+            field_path=e.field_path,
+            role=e.role,
+            edition=e.edition,
+            characters=len(e.text),
+            variables=len(e.variables),
+            position=record.position,
+        )
+    )
+
+
+def _iteration(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, IterationCompleted)
+    conn.execute(
+        insert(tables.iterations).values(
+            position=record.position,
+            run_id=e.run_id,
+            prompt_id=e.prompt_id,
+            strategy=e.strategy,
+            iteration=e.iteration,
+            score_before=e.score_before,
+            score_after=e.score_after,
+            confidence=e.confidence,
+            decision=e.decision,
+            reason=e.reason,
+            fallback=e.fallback,
+            fallback_from=e.fallback_from,
+            fallback_error=e.fallback_error,
+            occurred_at=e.occurred_at,
+        )
+    )
+
+
+def _llm_call(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, IterationCompleted)
+    x = e.llm_exchange
+    if x is None:
+        return
+    conn.execute(
+        insert(tables.llm_calls).values(
+            position=record.position,
+            run_id=e.run_id,
+            prompt_id=e.prompt_id,
+            strategy=e.fallback_from or e.strategy,
+            model=x.model,
+            base_url=x.base_url,
+            request_sha256=x.request_sha256,
+            template_version=x.template_version,
+            prompt_tokens=x.prompt_tokens,
+            completion_tokens=x.completion_tokens,
+            cost_usd=x.cost_usd,
+            cached=x.cached,
+            latency_ms=x.latency_ms,
+            error=x.error,
+            occurred_at=e.occurred_at,
+        )
+    )
+
+
+def _version_created(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, VersionCreated)
+    scores = e.scores
+    conn.execute(
+        insert(tables.versions).values(
+            prompt_id=e.prompt_id,
+            version=e.version,
+            kind=e.kind,
+            content_sha256=e.content_sha256,
+            overall=scores.overall if scores else None,
+            clarity=scores.clarity if scores else None,
+            efficiency=scores.efficiency if scores else None,
+            strategy=e.strategy,
+            parent_version=e.parent_version,
+            restored_version=None,
+            run_id=e.run_id,
+            created_at=e.occurred_at,
+            position=record.position,
+        )
+    )
+
+
+def _version_rolled_back(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, VersionRolledBack)
+    conn.execute(
+        insert(tables.versions).values(
+            prompt_id=e.prompt_id,
+            version=e.version,
+            kind="rollback",
+            content_sha256=e.content_sha256,
+            parent_version=e.previous_version,
+            restored_version=e.restored_version,
+            created_at=e.occurred_at,
+            position=record.position,
+        )
+    )
+
+
+def _patch(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, PatchEmitted)
+    conn.execute(
+        insert(tables.patches).values(
+            position=record.position,
+            run_id=e.run_id,
+            prompt_id=e.prompt_id,
+            version=e.version,
+            document_path=e.patch.selector_value,
+            old_text=e.old_text,
+            new_text=e.new_text,
+        )
+    )
+
+
+PROJECTORS: tuple[Projector, ...] = (
+    Projector(
+        "runs",
+        tables.runs,
+        {RunStarted: _run_started, RunCompleted: _run_completed, RunFailed: _run_failed},
+    ),
+    Projector("prompts", tables.prompts, {PromptExtracted: _prompt_extracted}),
+    Projector("iterations", tables.iterations, {IterationCompleted: _iteration}),
+    Projector(
+        "versions",
+        tables.versions,
+        {VersionCreated: _version_created, VersionRolledBack: _version_rolled_back},
+    ),
+    Projector("patches", tables.patches, {PatchEmitted: _patch}),
+    Projector("llm_calls", tables.llm_calls, {IterationCompleted: _llm_call}),
+)

@@ -1,0 +1,117 @@
+"""Read models: caught up after every appending command, equal to a rebuild,
+and stopped (not skipping) at an event they cannot apply."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import uuid
+
+import pytest
+from sqlalchemy import Engine, select
+
+from autoopt.domain.errors import ProjectionError
+from autoopt.domain.events import RunCompleted
+from autoopt.infrastructure.event_store import SqlEventLog
+from autoopt.infrastructure.projections import runner as runner_module
+from autoopt.infrastructure.projections import tables
+from autoopt.infrastructure.projections.runner import ProjectionRunner
+from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import Invoke
+from tests.factories import at
+
+EXAMPLE = REPO_ROOT / "examples" / "support_bot.yml"
+READ_MODELS = [
+    tables.runs,
+    tables.prompts,
+    tables.iterations,
+    tables.versions,
+    tables.patches,
+    tables.llm_calls,
+]
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    with engine.connect() as conn:
+        return {
+            t.name: sorted((tuple(row) for row in conn.execute(select(t))), key=repr)
+            for t in READ_MODELS
+        }
+
+
+@pytest.fixture
+def optimized(autoopt: Invoke) -> Invoke:
+    for name in ("a.yml", "b.yml"):
+        shutil.copy(EXAMPLE, autoopt.workdir / name)
+        assert autoopt("optimize", str(autoopt.workdir / name)).exit_code == 0
+    autoopt("versions", "rollback", "Support Bot/1732000000003/prompt_template/0/text", "1")
+    return autoopt
+
+
+def test_appending_commands_leave_the_read_models_current(optimized: Invoke) -> None:
+    status = optimized("projections", "status", "--format", "csv").stdout.splitlines()
+    head = optimized.log().last_position()
+    assert status[0] == "projection,checkpoint,head,lag"
+    assert status[1:] == [
+        f"{name},{head},{head},0"
+        for name in ("runs", "prompts", "iterations", "versions", "patches", "llm_calls")
+    ]
+    with optimized.services() as services:
+        rows = snapshot(services.engine)
+    assert len(rows["runs"]) == 2
+    assert {r[7] for r in rows["runs"]} == {"completed"}
+    assert len(rows["prompts"]) == 18
+    assert len(rows["patches"]) == 4
+    assert len(rows["versions"]) == 9 + 2 + 1  # baselines, optimized, one rollback
+    assert any(r[2] == "rollback" for r in rows["versions"])
+
+
+def test_catching_up_in_random_chunks_equals_a_rebuild(
+    optimized: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with optimized.services() as services:
+        engine = services.engine
+        incremental = snapshot(engine)
+        runner = ProjectionRunner(engine, SqlEventLog(engine))
+        runner.rebuild()
+        assert snapshot(engine) == incremental
+
+        # Start over and catch up a few events at a time, with fresh runners between chunks.
+        rng = random.Random(7)
+        for projector in runner.projectors:
+            with engine.begin() as conn:
+                conn.execute(projector.table.delete())
+                conn.execute(tables.projection_checkpoints.delete())
+        while True:
+            monkeypatch.setattr(runner_module, "BATCH", rng.randint(1, 7))
+            applied = ProjectionRunner(engine, SqlEventLog(engine)).catch_up()
+            if not any(applied.values()):
+                break
+        assert snapshot(engine) == incremental
+
+
+def test_an_event_a_projector_cannot_apply_stops_it_at_that_position(sqlite_engine: Engine) -> None:
+    log = SqlEventLog(sqlite_engine)
+    orphan = RunCompleted(
+        event_id=uuid.uuid4(),
+        occurred_at=at(1),
+        run_id="ghost",
+        prompts_found=0,
+        prompts_optimized=0,
+        versions_created=0,
+    )
+    log.append("run-ghost", [orphan], 0)
+    runner = ProjectionRunner(sqlite_engine, log)
+    with pytest.raises(
+        ProjectionError, match=r"projection runs stopped at position 1 \(RunCompleted\)"
+    ):
+        runner.catch_up()
+    assert {s.name: s.checkpoint for s in runner.status()}["runs"] == 0
+
+
+def test_rebuild_through_the_cli(optimized: Invoke) -> None:
+    result = optimized("projections", "rebuild")
+    head = optimized.log().last_position()
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == f"runs: rebuilt from {head} event(s)"
+    assert optimized("projections", "catch-up").stdout.splitlines()[0] == "runs: 0 event(s) applied"
