@@ -50,7 +50,7 @@ def estimate(container: Container, reports: list[RunReport]) -> str:
     if not calls:
         return "Estimate: no LLM calls (no prompt to optimize with an LLM strategy)"
     model = settings.llm.model
-    pricing = Pricing({m: (p.input, p.output) for m, p in settings.llm.pricing.items()})
+    pricing = Pricing.from_settings(settings.llm)
     cost = 0.0
     for report in to_optimize:
         tokens = estimate_tokens(report.prompt.text)

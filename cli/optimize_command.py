@@ -178,19 +178,22 @@ class _progress:
     """A progress bar on stderr while prompts are optimized, when stderr is a terminal."""
 
     def __init__(self, app: Any) -> None:
-        from autoopt.domain.dsl import extract_prompts
-
-        self._total = len(extract_prompts(app))
-        self._label = app.workflow_id
+        self._app = app
         self._bar: Any = None
 
     def __enter__(self) -> Any:
-        if sys.stderr.isatty() and self._total:
-            self._bar = click.progressbar(
-                length=self._total, label=self._label, file=sys.stderr
-            ).__enter__()
-            return lambda _prompt: self._bar.update(1)
-        return None
+        if not sys.stderr.isatty():
+            return None
+        from autoopt.domain.dsl import extract_prompts
+
+        # Counting the prompts costs an extraction: only for a bar someone sees.
+        total = len(extract_prompts(self._app))
+        if not total:
+            return None
+        self._bar = click.progressbar(
+            length=total, label=self._app.workflow_id, file=sys.stderr
+        ).__enter__()
+        return lambda _prompt: self._bar.update(1)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -142,6 +142,14 @@ def check_expected_version(stream_id: str, current: int, expected: int | None) -
         )
 
 
+def check_same_stream(event_id: object, stored_stream: str, stream_id: str) -> None:
+    """Appending a stored event again is a no-op only into the stream that holds it."""
+    if stored_stream != stream_id:
+        raise DuplicateEventError(
+            f"event {event_id} is stored in stream {stored_stream!r}, not {stream_id!r}"
+        )
+
+
 def check_batch_ids(stored: int, batch: int) -> None:
     """A batch is stored whole or not at all; a partly stored one is a conflict."""
     if 0 < stored < batch:

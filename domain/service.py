@@ -53,10 +53,6 @@ class PromptReport:
     version: int | None
     versions_created: int = 0
 
-    @property
-    def strategy(self) -> str | None:
-        return self.outcome.best.strategy if self.outcome.best else None
-
 
 @dataclass(frozen=True)
 class RunReport:

@@ -86,7 +86,7 @@ class Container:
             config,
             key,
             cache=self.llm_cache if use_cache and config.enable_cache else None,
-            pricing=Pricing({m: (p.input, p.output) for m, p in config.pricing.items()}),
+            pricing=Pricing.from_settings(config),
             max_cost_usd=max_cost_usd,
         )
 

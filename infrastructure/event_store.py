@@ -23,13 +23,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from autoopt.domain.errors import (
     ConcurrencyError,
-    DuplicateEventError,
     ImmutableRecordError,
     NotFoundError,
     StorageError,
 )
 from autoopt.domain.events import DomainEvent
-from autoopt.domain.ports import RecordedEvent, check_batch_ids, check_expected_version
+from autoopt.domain.ports import (
+    RecordedEvent,
+    check_batch_ids,
+    check_expected_version,
+    check_same_stream,
+)
 from autoopt.infrastructure.db import describe_url
 from autoopt.infrastructure.event_mapper import event_to_row, row_to_recorded
 from autoopt.infrastructure.tables import events
@@ -98,10 +102,7 @@ SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 def _stored_position(stored: tuple[int, str], event_id: str, stream_id: str) -> int:
     position, stored_stream = stored
-    if stored_stream != stream_id:
-        raise DuplicateEventError(
-            f"event {event_id} is stored in stream {stored_stream!r}, not {stream_id!r}"
-        )
+    check_same_stream(event_id, stored_stream, stream_id)
     return position
 
 

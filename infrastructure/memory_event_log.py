@@ -10,9 +10,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from uuid import UUID
 
-from autoopt.domain.errors import DuplicateEventError, NotFoundError
+from autoopt.domain.errors import NotFoundError
 from autoopt.domain.events import DomainEvent
-from autoopt.domain.ports import RecordedEvent, check_batch_ids, check_expected_version
+from autoopt.domain.ports import (
+    RecordedEvent,
+    check_batch_ids,
+    check_expected_version,
+    check_same_stream,
+)
 
 
 class InMemoryEventLog:
@@ -35,11 +40,7 @@ class InMemoryEventLog:
             known = [r for r in stored if r is not None]
             if len(known) == len(events):
                 for record in known:
-                    if record.stream_id != stream_id:
-                        raise DuplicateEventError(
-                            f"event {record.event.event_id} is stored in stream "
-                            f"{record.stream_id!r}, not {stream_id!r}"
-                        )
+                    check_same_stream(record.event.event_id, record.stream_id, stream_id)
                 return [r.position for r in known]
             check_batch_ids(len(known), len(events))
             current = self._stream_versions.get(stream_id, 0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from autoopt.infrastructure.settings import LLMSettings
+
 # (input, output) USD per 1,000,000 tokens.
 BUILT_IN: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
@@ -27,6 +29,11 @@ BUILT_IN: dict[str, tuple[float, float]] = {
 class Pricing:
     def __init__(self, extra: Mapping[str, tuple[float, float]] | None = None) -> None:
         self._prices = {**BUILT_IN, **(extra or {})}
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> Pricing:
+        """The built-in prices, extended and corrected by ``llm.pricing``."""
+        return cls({model: (p.input, p.output) for model, p in settings.pricing.items()})
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         price = self._prices.get(model)
