@@ -94,6 +94,22 @@ class PromptExtracted(DomainEvent):
     variables: tuple[str, ...] = ()
 
 
+class PromptAnalyzed(DomainEvent):
+    """The analyzer's verdict on one prompt before any rewriting.
+
+    The baseline scores and issues (``type:severity``), and whether the run
+    takes the prompt up: ``optimize``, or ``skip`` with the reason (empty, no
+    prose, at or above the threshold).
+    """
+
+    run_id: str
+    prompt_id: str
+    scores: Scores
+    issues: tuple[str, ...] = ()
+    decision: Literal["optimize", "skip"]
+    reason: str
+
+
 class IterationCompleted(DomainEvent):
     """One round of one strategy on one prompt, and the gate's verdict.
 

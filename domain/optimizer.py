@@ -62,6 +62,8 @@ class PromptOutcome:
     rounds: list[Round] = field(default_factory=list)
     best: Round | None = None
     skipped: str | None = None
+    # Why the prompt was (or was not) taken up: the triage's verdict.
+    reason: str = ""
 
     @property
     def final_text(self) -> str:
@@ -100,23 +102,33 @@ class PromptOptimizer:
     def analyze(self, prompt: Prompt) -> PromptAnalysis:
         return self._analyzer.analyze(prompt.text, prompt.prompt_id, prompt.edition)
 
+    @property
+    def has_language_model(self) -> bool:
+        return self._llm is not None
+
+    def triage(
+        self, prompt: Prompt, config: OptimizationConfig, baseline: PromptAnalysis
+    ) -> tuple[bool, str]:
+        """Whether the prompt is worth rewriting, and why (or why not)."""
+        if prompt.empty:
+            return False, "empty prompt"
+        if not has_prose(prompt.text, prompt.edition):
+            return False, "nothing to optimize: only variable references or code"
+        score, threshold = baseline.overall_score, config.score_threshold
+        if score < threshold:
+            return True, f"score {score:g} is below the threshold {threshold:g}"
+        if baseline.has_critical_issue:
+            critical = [i.type for i in baseline.issues if i.severity == "critical"]
+            return True, f"critical issue: {', '.join(critical)}"
+        return False, f"score {score:g} is at or above the threshold {threshold:g}"
+
     def optimize(
         self, prompt: Prompt, config: OptimizationConfig, baseline: PromptAnalysis | None = None
     ) -> PromptOutcome:
         baseline = baseline or self.analyze(prompt)
-        if prompt.empty:
-            return PromptOutcome(prompt, baseline, skipped="empty prompt")
-        if not has_prose(prompt.text, prompt.edition):
-            return PromptOutcome(
-                prompt, baseline, skipped="nothing to optimize: only variable references or code"
-            )
-        if baseline.overall_score >= config.score_threshold and not baseline.has_critical_issue:
-            return PromptOutcome(
-                prompt,
-                baseline,
-                skipped=f"score {baseline.overall_score:g} is at or above the threshold "
-                f"{config.score_threshold:g}",
-            )
+        worth_it, reason = self.triage(prompt, config, baseline)
+        if not worth_it:
+            return PromptOutcome(prompt, baseline, skipped=reason, reason=reason)
         rounds: list[Round] = []
         best: Round | None = None
         for strategy in config.strategies:
@@ -126,7 +138,7 @@ class PromptOptimizer:
             accepted = [r for r in strategy_rounds if r.decision == "accepted"]
             if accepted and (best is None or accepted[-1].score_after > best.score_after):
                 best = accepted[-1]
-        return PromptOutcome(prompt, baseline, rounds, best)
+        return PromptOutcome(prompt, baseline, rounds, best, reason=reason)
 
     def _run_strategy(
         self,

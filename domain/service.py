@@ -2,8 +2,9 @@
 
 RunStarted, then PromptExtracted for every prompt, then per prompt: a version
 for a text the store has not seen (``baseline`` the first time, ``manual``
-when it changed outside autoopt), IterationCompleted for every round with its
-decision and reason, and for an improved prompt an ``optimized`` version and
+when it changed outside autoopt), PromptAnalyzed with the baseline scores and
+whether the prompt is taken up (and why), IterationCompleted for every round
+with its decision and reason, and for an improved prompt an ``optimized`` version and
 PatchEmitted. The patched document goes to the ``DocumentSink`` and
 RunCompleted closes the run; any failure after RunStarted appends RunFailed
 before it propagates. The run's own events form the stream ``run-<run_id>``.
@@ -24,6 +25,7 @@ from autoopt.domain.events import (
     DomainEvent,
     IterationCompleted,
     PatchEmitted,
+    PromptAnalyzed,
     PromptExtracted,
     RunCompleted,
     RunFailed,
@@ -144,7 +146,12 @@ class OptimizerService:
             source_name=app.source,
             dsl_text=dsl_text,
             dsl_sha256=hashlib.sha256(dsl_text.encode("utf-8")).hexdigest(),
-            config={**effective_config, "run": config.model_dump(mode="json")},
+            config={
+                **effective_config,
+                "run": config.model_dump(mode="json"),
+                # Replay needs to know whether LLM strategies could reach a model.
+                "language_model": self._optimizer.has_language_model,
+            },
             tool_version=tool_version,
         )
         run.append([started])
@@ -213,7 +220,12 @@ class OptimizerService:
             (None, 0) if prompt.empty else self._record_current(prompt, baseline, run.run_id)
         )
         outcome = self._optimizer.optimize(prompt, config, baseline)
-        run.append([self._iteration(run.run_id, prompt, r, cause) for r in outcome.rounds])
+        run.append(
+            [
+                self._analyzed(run.run_id, prompt, outcome, cause),
+                *(self._iteration(run.run_id, prompt, r, cause) for r in outcome.rounds),
+            ]
+        )
         if outcome.best is None:
             decision = "skipped" if outcome.skipped else "kept"
             return PromptReport(prompt, outcome, decision, None, created), None
@@ -293,6 +305,20 @@ class OptimizerService:
             edition=prompt.edition,
             text=prompt.text,
             variables=prompt.variables,
+        )
+
+    def _analyzed(
+        self, run_id: str, prompt: Prompt, outcome: PromptOutcome, cause: str
+    ) -> PromptAnalyzed:
+        baseline = outcome.baseline
+        return PromptAnalyzed(
+            **self._envelope(run_id, cause),
+            run_id=run_id,
+            prompt_id=prompt.prompt_id,
+            scores=_scores(baseline),
+            issues=tuple(f"{i.type}:{i.severity}" for i in baseline.issues),
+            decision="skip" if outcome.skipped else "optimize",
+            reason=outcome.reason,
         )
 
     def _iteration(self, run_id: str, prompt: Prompt, r: Round, cause: str) -> IterationCompleted:

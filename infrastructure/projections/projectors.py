@@ -18,6 +18,7 @@ from autoopt.domain.events import (
     DomainEvent,
     IterationCompleted,
     PatchEmitted,
+    PromptAnalyzed,
     PromptExtracted,
     RunCompleted,
     RunFailed,
@@ -116,6 +117,26 @@ def _prompt_extracted(conn: Connection, record: RecordedEvent) -> None:
             position=record.position,
         )
     )
+
+
+def _prompt_analyzed(conn: Connection, record: RecordedEvent) -> None:
+    e = record.event
+    assert isinstance(e, PromptAnalyzed)
+    prompts = tables.prompts
+    result = conn.execute(
+        update(prompts)
+        .where(prompts.c.run_id == e.run_id, prompts.c.prompt_id == e.prompt_id)
+        .values(
+            baseline_overall=e.scores.overall,
+            baseline_clarity=e.scores.clarity,
+            baseline_efficiency=e.scores.efficiency,
+            issues=",".join(e.issues),
+            triage=e.decision,
+            triage_reason=e.reason,
+        )
+    )
+    if result.rowcount != 1:
+        raise LookupError(f"prompt {e.prompt_id} of run {e.run_id} has no PromptExtracted")
 
 
 def _iteration(conn: Connection, record: RecordedEvent) -> None:
@@ -230,7 +251,11 @@ PROJECTORS: tuple[Projector, ...] = (
         tables.runs,
         {RunStarted: _run_started, RunCompleted: _run_completed, RunFailed: _run_failed},
     ),
-    Projector("prompts", tables.prompts, {PromptExtracted: _prompt_extracted}),
+    Projector(
+        "prompts",
+        tables.prompts,
+        {PromptExtracted: _prompt_extracted, PromptAnalyzed: _prompt_analyzed},
+    ),
     Projector("iterations", tables.iterations, {IterationCompleted: _iteration}),
     Projector(
         "versions",

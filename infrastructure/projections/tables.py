@@ -57,6 +57,14 @@ prompts = Table(
     Column("characters", Integer, nullable=False),
     Column("variables", Integer, nullable=False),
     Column("position", BigInteger, nullable=False),
+    # From PromptAnalyzed: the baseline, its issues (type:severity, comma-separated),
+    # and whether the run took the prompt up ("optimize") or not ("skip") and why.
+    Column("baseline_overall", Float),
+    Column("baseline_clarity", Float),
+    Column("baseline_efficiency", Float),
+    Column("issues", Text),
+    Column("triage", String(10)),
+    Column("triage_reason", Text),
     PrimaryKeyConstraint("run_id", "prompt_id"),
 )
 

@@ -64,6 +64,17 @@ def test_appending_commands_leave_the_read_models_current(optimized: Invoke) -> 
     assert len(rows["patches"]) == 4
     assert len(rows["versions"]) == 9 + 2 + 1  # baselines, optimized, one rollback
     assert any(r[2] == "rollback" for r in rows["versions"])
+    # PromptAnalyzed filled in every prompt's baseline and triage; patched ones were taken up.
+    p = tables.prompts.c
+    with optimized.services() as services, services.engine.connect() as conn:
+        triage = conn.execute(
+            select(p.prompt_id, p.triage, p.triage_reason, p.baseline_overall, p.issues)
+        ).all()
+        patched = set(conn.execute(select(tables.patches.c.prompt_id)).scalars())
+    assert {t.triage for t in triage} == {"optimize", "skip"}
+    assert all(t.baseline_overall is not None and t.triage_reason for t in triage)
+    assert patched and all(t.triage == "optimize" for t in triage if t.prompt_id in patched)
+    assert any("too_short:critical" in t.issues for t in triage if t.issues)
 
 
 def test_catching_up_in_random_chunks_equals_a_rebuild(

@@ -3,7 +3,8 @@
 Everything is real except the adapters: an in-memory event log (wrapped to see each append
 batch), the in-memory version store, a stepping clock, sequential ids, a document sink and a
 workflow catalog defined here. Proves: the run stream is RunStarted, one batch of
-PromptExtracted, per prompt its IterationCompleted rounds and a PatchEmitted when improved, then
+PromptExtracted, per prompt PromptAnalyzed (baseline scores, issues, taken up or skipped and why)
+and its IterationCompleted rounds and a PatchEmitted when improved, then
 RunCompleted, numbered 1..k and correlated by the run id; RunStarted keeps the DSL text, its
 sha256, the config and the tool version; every IterationCompleted is one of the optimizer's
 rounds; versions land in the prompt streams (a baseline per non-empty prompt on the first run,
@@ -32,6 +33,7 @@ from autoopt.domain.events import (
     DomainEvent,
     IterationCompleted,
     PatchEmitted,
+    PromptAnalyzed,
     PromptExtracted,
     RunCompleted,
     RunFailed,
@@ -270,7 +272,7 @@ def test_the_run_stream_holds_the_run_in_order(
     expected = ["RunStarted"] + ["PromptExtracted"] * len(prompts)
     for prompt in prompts:
         rounds = expected_rounds(prompt, config)
-        expected += ["IterationCompleted"] * len(rounds)
+        expected += ["PromptAnalyzed"] + ["IterationCompleted"] * len(rounds)
         if any(r.decision == "accepted" for r in rounds):
             expected.append("PatchEmitted")
     expected.append("RunCompleted")
@@ -325,6 +327,7 @@ def test_run_started_keeps_the_dsl_its_sha_the_config_and_the_tool_version(
             "min_confidence": 0.7,
             "max_iterations": 3,
         },
+        "language_model": False,
     }
     assert started.tool_version == TOOL_VERSION
     assert (started.workflow_id, started.app_name, started.app_mode, started.source_name) == (
@@ -333,6 +336,43 @@ def test_run_started_keeps_the_dsl_its_sha_the_config_and_the_tool_version(
         "advanced-chat",
         SOURCE,
     )
+
+
+def test_every_prompt_has_its_baseline_and_triage_recorded(
+    world: World, text: str, prompts: list[Prompt]
+) -> None:
+    """PromptAnalyzed holds what an audit needs even for a prompt nothing was tried on:
+    the analyzer's baseline scores and issues, and optimize/skip with the triage's reason."""
+    config = OptimizationConfig()
+    report = world.run(text, config)
+    events = world.run_events(report.run_id)
+    cause = {e.prompt_id: str(e.event_id) for e in of_type(events, PromptExtracted)}
+    analyzed = of_type(events, PromptAnalyzed)
+    assert [e.prompt_id for e in analyzed] == [p.prompt_id for p in prompts]
+    optimizer = PromptOptimizer(PromptAnalyzer())
+    for event, prompt in zip(analyzed, prompts, strict=True):
+        baseline = optimizer.analyze(prompt)
+        worth_it, reason = optimizer.triage(prompt, config, baseline)
+        assert event.causation_id == cause[prompt.prompt_id]
+        assert (event.scores.overall, event.scores.clarity, event.scores.efficiency) == (
+            baseline.overall_score,
+            baseline.clarity_score,
+            baseline.efficiency_score,
+        )
+        assert event.issues == tuple(f"{i.type}:{i.severity}" for i in baseline.issues)
+        assert (event.decision, event.reason) == ("optimize" if worth_it else "skip", reason)
+    decisions = {e.decision for e in analyzed}
+    assert decisions == {"optimize", "skip"}
+    skipped = [e for e in analyzed if e.decision == "skip"]
+    assert any("at or above the threshold 80" in e.reason for e in skipped)
+    assert any(e.reason.startswith("nothing to optimize") for e in skipped)
+    taken = [e for e in analyzed if e.decision == "optimize"]
+    assert all("below the threshold 80" in e.reason or "critical" in e.reason for e in taken)
+    # A skipped prompt has no rounds; a taken-up one has at least one.
+    rounds = {e.prompt_id for e in of_type(events, IterationCompleted)}
+    assert rounds == {e.prompt_id for e in taken}
+    started = of_type(events, RunStarted)[0]
+    assert started.config["language_model"] is False
 
 
 def test_every_iteration_event_is_one_round_of_the_optimizer(
@@ -645,7 +685,10 @@ def test_the_cycle_resolves_the_workflow_through_the_catalog(text: str) -> None:
         SOURCE,
         text,
     )
-    assert started.config == {"run": OptimizationConfig().model_dump(mode="json")}
+    assert started.config == {
+        "run": OptimizationConfig().model_dump(mode="json"),
+        "language_model": False,
+    }
     assert {p.prompt.prompt_id for p in report.optimized} == {EN_PROMPT, ZH_PROMPT}
 
 
