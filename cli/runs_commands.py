@@ -47,14 +47,19 @@ def list_runs(state: CliState, limit: int | None, fmt: str) -> None:
 @pass_state
 def show(state: CliState, run_id: str, fmt: str) -> None:
     """Everything the log says about one run (a unique prefix of its id will do)."""
+    run = resolve_run(state, run_id)
+    emit([{"field": k, "value": v} for k, v in run.items()], ("field", "value"), fmt)
+
+
+def resolve_run(state: CliState, prefix: str) -> dict[str, Any]:
+    """The ``runs`` row whose id starts with ``prefix``; exactly one must."""
     from autoopt.domain.errors import NotFoundError
 
-    matches = [r for r in _runs(state, None) if str(r["run_id"]).startswith(run_id)]
+    matches = [r for r in _runs(state, None) if str(r["run_id"]).startswith(prefix)]
     if len(matches) != 1:
         problem = "no run" if not matches else f"{len(matches)} runs"
-        raise NotFoundError(f"{problem} with an id starting {run_id!r}")
-    run = matches[0]
-    emit([{"field": k, "value": v} for k, v in run.items()], ("field", "value"), fmt)
+        raise NotFoundError(f"{problem} with an id starting {prefix!r}")
+    return matches[0]
 
 
 def _runs(state: CliState, limit: int | None) -> list[dict[str, Any]]:
