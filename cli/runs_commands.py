@@ -79,3 +79,13 @@ def _runs(state: CliState, limit: int | None) -> list[dict[str, Any]]:
             if row[key] is not None:
                 row[key] = format_time(row[key])
     return rows
+
+
+def _register_replay() -> None:
+    # Its own module (it is long); registered here so the group stays whole.
+    from autoopt.cli.runs_replay import replay
+
+    runs_group.add_command(replay)
+
+
+_register_replay()

@@ -34,6 +34,8 @@ from autoopt.domain.strategies import (
 from autoopt.domain.text import has_prose
 
 Decision = Literal["accepted", "rejected"]
+# The fallback error of an LLM strategy in a run that had no model at all.
+NO_LANGUAGE_MODEL = "no language model is configured"
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ class PromptOptimizer:
                 rule,
                 self._rewrites[rule](text, prompt.edition),
                 fallback_from=strategy,
-                fallback_error="no language model is configured",
+                fallback_error=NO_LANGUAGE_MODEL,
             )
         base, base_analysis = text, analysis
         if strategy == "hybrid":

@@ -89,9 +89,7 @@ class OpenAIRewriter:
         if self.auth_failure is not None:
             raise LLMAuthenticationError(f"{self.auth_failure} earlier in this run")
         messages = self._prompts.render(strategy, text, analysis)
-        parameters: dict[str, Any] = {"temperature": self._settings.temperature}
-        if self._settings.max_tokens is not None:
-            parameters["max_tokens"] = self._settings.max_tokens
+        parameters = request_parameters(self._settings)
         version = self._prompts.version(strategy)
         key = request_key(
             self._settings.provider,
@@ -122,7 +120,7 @@ class OpenAIRewriter:
         # A billed answer counts against the budget even when it turns out unusable.
         self.spent_usd += stored["cost_usd"] or 0.0
         try:
-            stored["text"] = _prompt_from(stored["content"])
+            stored["text"] = prompt_from_answer(stored["content"])
         except LLMResponseError as exc:
             failed = self._answer(stored, messages, parameters, version, key, cached=False)
             exc.exchange = failed.exchange.model_copy(update={"error": str(exc)})  # type: ignore[attr-defined]
@@ -220,7 +218,15 @@ class OpenAIRewriter:
         return LLMAnswer(stored["text"], exchange)
 
 
-def _prompt_from(content: str) -> str:
+def request_parameters(settings: LLMSettings) -> dict[str, Any]:
+    """The sampling parameters sent with every request (and hashed into its key)."""
+    parameters: dict[str, Any] = {"temperature": settings.temperature}
+    if settings.max_tokens is not None:
+        parameters["max_tokens"] = settings.max_tokens
+    return parameters
+
+
+def prompt_from_answer(content: str) -> str:
     """The rewritten prompt from an answer: the JSON field, or the plain text."""
     body = content.strip()
     fenced = _FENCED_JSON.match(body)
