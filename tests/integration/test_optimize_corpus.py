@@ -3,7 +3,8 @@
 For each file: exit 0; the output reloads as a Dify app; the only strings that
 changed are prompt fields, each with its variable references intact; no
 optimized version scores lower than the version it improves on; and the run's
-stream in the event log holds exactly what the run reported.
+stream in the event log holds exactly what the run reported, and replays from
+the log alone event for event (the output file's SHA-256 included).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from autoopt.domain.events import PatchEmitted, PromptExtracted, RunCompleted, V
 from autoopt.domain.references import reference_multiset
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
+from autoopt.infrastructure.replay import RunReplayer
 from autoopt.infrastructure.settings import DatabaseSettings
 from autoopt.infrastructure.storage import FileSystemStorage
 from tests.conftest import REPO_ROOT
@@ -75,3 +77,6 @@ def test_a_corpus_app_optimizes_offline(source: Path, tmp_path: Path, corpus_dir
             parent = storage.get_version(event.prompt_id, event.parent_version)
             assert parent.scores is not None
             assert event.scores.overall >= parent.scores.overall, event.prompt_id
+
+    replay = RunReplayer(log).replay(report["run_id"])
+    assert replay.divergence is None, replay.divergence.describe()
