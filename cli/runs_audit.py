@@ -1,0 +1,401 @@
+"""``autoopt runs audit``: the decision trail of one run, prompt by prompt.
+
+Everything comes from the read models (``runs``, ``prompts``, ``iterations``,
+``llm_calls``, ``versions``, ``patches``), never from the raw log, so an audit
+shows exactly what ``autoopt sql`` and the reports see. Nothing here reads the
+clock: the only times printed are the ones the run recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+
+from autoopt.cli.context import CliState, pass_state
+from autoopt.cli.output import format_time, one_line, render
+from autoopt.cli.runs_commands import resolve_run
+
+# The llm_calls columns an audit shows (not run_id, prompt_id, strategy: the round has them).
+LLM_CALL_FIELDS = (
+    "model",
+    "base_url",
+    "request_sha256",
+    "template_version",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "cached",
+    "latency_ms",
+    "error",
+)
+PATCH_FIELDS = ("version", "document_path", "old_text", "new_text")
+ROUND_COLUMNS = ("strategy", "round", "score", "confidence", "decision", "reason")
+# Past these a cell or a detail line stops being readable; the JSON keeps the whole text.
+REASON_WIDTH = 60
+DETAIL_WIDTH = 100
+INDENT = "  "
+LABEL_WIDTH = len("llm calls")  # the longest label: every block's values line up
+
+
+@click.command("audit")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@pass_state
+def audit(state: CliState, run_id: str, fmt: str) -> None:
+    """The decision trail of RUN (a unique prefix of its id will do).
+
+    For each prompt, in document order: its baseline scores and issues, whether
+    it was taken up and why, every round of every strategy with its scores,
+    confidence, decision and reason, fallbacks and LLM calls with their cost,
+    and the version and patch it ended in. Run totals close the report.
+
+    \b
+    Examples:
+      autoopt runs audit 5805acc6
+      autoopt runs audit 5805acc6 --format json
+    """
+    run = resolve_run(state, run_id)
+    document = _document(run, _read(state, str(run["run_id"])))
+    if fmt == "json":
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(_table(document)))
+
+
+# --------------------------------------------------------------------------- #
+# Reading: one query per table, all for this run
+# --------------------------------------------------------------------------- #
+
+
+def _read(state: CliState, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    from sqlalchemy import Table, select
+
+    from autoopt.infrastructure.projections import tables
+
+    def rows(table: Table, *where: Any) -> list[dict[str, Any]]:
+        query = select(table).where(*where).order_by(table.c.position)
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+    # resolve_run has caught the projections up; every table is read at one checkpoint.
+    with state.container().engine.connect() as conn:
+        read = {
+            name: rows(table, table.c.run_id == run_id)
+            for name, table in (
+                ("prompts", tables.prompts),
+                ("iterations", tables.iterations),
+                ("llm_calls", tables.llm_calls),
+                ("patches", tables.patches),
+            )
+        }
+        # A patch may reuse a version an earlier run made (same text): not filtered by run.
+        patched = {p["prompt_id"] for p in read["patches"]}
+        read["versions"] = rows(tables.versions, tables.versions.c.prompt_id.in_(patched))
+    return read
+
+
+# --------------------------------------------------------------------------- #
+# The document: what both formats show
+# --------------------------------------------------------------------------- #
+
+
+def _document(run: Mapping[str, Any], read: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    calls = {c["position"]: c for c in read["llm_calls"]}
+    rounds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in read["iterations"]:
+        rounds[row["prompt_id"]].append(_round(row, calls.get(row["position"])))
+    patches = {p["prompt_id"]: p for p in read["patches"]}
+    versions = {(v["prompt_id"], v["version"]): v for v in read["versions"]}
+    prompts = [
+        _prompt(p, rounds[p["prompt_id"]], patches.get(p["prompt_id"]), versions, run)
+        for p in read["prompts"]
+    ]
+    return {
+        "run": dict(run),
+        "prompts": prompts,
+        "totals": _totals(prompts, list(calls.values())),
+    }
+
+
+def _prompt(
+    row: Mapping[str, Any],
+    rounds: list[dict[str, Any]],
+    patch: Mapping[str, Any] | None,
+    versions: Mapping[tuple[str, int], Mapping[str, Any]],
+    run: Mapping[str, Any],
+) -> dict[str, Any]:
+    version = versions.get((row["prompt_id"], patch["version"])) if patch else None
+    return {
+        "prompt_id": row["prompt_id"],
+        "node_id": row["node_id"],
+        "node_title": row["node_title"],
+        "node_type": row["node_type"],
+        "field_path": row["field_path"],
+        "baseline": None
+        if row["baseline_overall"] is None
+        else {
+            "overall": row["baseline_overall"],
+            "clarity": row["baseline_clarity"],
+            "efficiency": row["baseline_efficiency"],
+        },
+        "issues": [i for i in (row["issues"] or "").split(",") if i],
+        "triage": row["triage"],
+        "triage_reason": row["triage_reason"],
+        "iterations": rounds,
+        "final_version": patch["version"] if patch else None,
+        # What made the version, and which run: an earlier one when this run found the text stored.
+        "final_version_strategy": version["strategy"] if version else None,
+        "final_version_run_id": version["run_id"] if version else None,
+        "patch": None if patch is None else {k: patch[k] for k in PATCH_FIELDS},
+        "decision": _decision(row, rounds, patch, run),
+    }
+
+
+def _decision(
+    row: Mapping[str, Any],
+    rounds: Sequence[Mapping[str, Any]],
+    patch: Mapping[str, Any] | None,
+    run: Mapping[str, Any],
+) -> str | None:
+    """optimized | kept | skipped, or None when the log does not say (yet)."""
+    if patch is not None:
+        return "optimized"
+    if row["triage"] == "skip":
+        return "skipped"
+    # A run that failed or is still going may not have reached this prompt's patch.
+    if run["status"] != "completed":
+        return None
+    # Logs from before PromptAnalyzed have no triage: a prompt with no round was skipped.
+    return "kept" if rounds or row["triage"] == "optimize" else "skipped"
+
+
+def _round(row: Mapping[str, Any], call: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "position": row["position"],
+        "strategy": row["strategy"],
+        "iteration": row["iteration"],
+        "score_before": row["score_before"],
+        "score_after": row["score_after"],
+        "confidence": row["confidence"],
+        "decision": row["decision"],
+        "reason": row["reason"],
+        "fallback": row["fallback"],
+        "fallback_from": row["fallback_from"],
+        "fallback_error": row["fallback_error"],
+        "occurred_at": format_time(row["occurred_at"]),
+        "llm_call": None if call is None else {k: call[k] for k in LLM_CALL_FIELDS},
+    }
+
+
+def _totals(prompts: list[dict[str, Any]], calls: list[dict[str, Any]]) -> dict[str, Any]:
+    rounds = [r for p in prompts for r in p["iterations"]]
+    decisions = [p["decision"] for p in prompts]
+    known = [c["cost_usd"] for c in calls if c["cost_usd"] is not None]
+    return {
+        "prompts": len(prompts),
+        "optimized": decisions.count("optimized"),
+        "kept": decisions.count("kept"),
+        "skipped": decisions.count("skipped"),
+        "rounds": len(rounds),
+        "accepted": sum(r["decision"] == "accepted" for r in rounds),
+        "rejected": sum(r["decision"] == "rejected" for r in rounds),
+        "fallbacks": sum(bool(r["fallback"]) for r in rounds),
+        "llm_calls": len(calls),
+        "cached_calls": sum(bool(c["cached"]) for c in calls),
+        "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
+        "completion_tokens": sum(c["completion_tokens"] for c in calls),
+        # The sum of the known prices only; an unknown price is counted, never taken as 0.
+        "cost_usd": round(sum(known), 8),
+        "calls_with_unknown_cost": len(calls) - len(known),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# The table: a report for a person to read
+# --------------------------------------------------------------------------- #
+
+
+def _table(document: Mapping[str, Any]) -> list[str]:
+    run = document["run"]
+    lines = _header(run)
+    prompts = document["prompts"]
+    for number, prompt in enumerate(prompts, 1):
+        lines.append("")
+        lines.extend(_prompt_lines(prompt, f"{number}/{len(prompts)}", run))
+    lines.append("")
+    lines.extend(_totals_lines(document["totals"]))
+    return lines
+
+
+def _header(run: Mapping[str, Any]) -> list[str]:
+    status = run["status"]
+    if run["error_type"]:
+        status += f": {run['error_type']}: {_clip(run['error_message'] or '', DETAIL_WIDTH)}"
+    fields = [
+        ("run", run["run_id"]),
+        ("app", f"{run['app_name']} ({run['app_mode']})"),
+        ("workflow", run["workflow_id"]),
+        ("source", run["source_name"]),
+        ("tool", run["tool_version"]),
+        ("status", status),
+        ("started", run["started_at"]),
+        ("finished", run["finished_at"] or "-"),
+        ("prompts", _counts(run)),
+        ("output", run["output_path"] or "-"),
+    ]
+    return _fields(fields, "")
+
+
+def _counts(run: Mapping[str, Any]) -> str:
+    if run["prompts_found"] is None:
+        return "- (the run did not complete)"
+    return (
+        f"{run['prompts_found']} found, {run['prompts_optimized']} optimized, "
+        f"{run['versions_created']} versions created"
+    )
+
+
+def _prompt_lines(prompt: Mapping[str, Any], number: str, run: Mapping[str, Any]) -> list[str]:
+    node = prompt["node_title"] or prompt["node_id"] or "app"
+    baseline = prompt["baseline"]
+    triage = prompt["triage"] or "not recorded"
+    if prompt["triage_reason"]:
+        triage += f": {one_line(prompt['triage_reason'])}"
+    lines = [f"prompt {number}  {node} ({prompt['node_type']})  {prompt['field_path']}"]
+    lines.extend(
+        _fields(
+            [
+                ("id", prompt["prompt_id"]),
+                ("baseline", _baseline(baseline) if baseline else "not recorded"),
+                ("issues", ", ".join(prompt["issues"]) or "none"),
+                ("triage", triage),
+            ],
+            INDENT,
+        )
+    )
+    if prompt["iterations"]:
+        lines.extend(_rounds(prompt["iterations"]))
+    lines.extend(_fields(_outcome(prompt, run), INDENT))
+    return lines
+
+
+def _baseline(scores: Mapping[str, float]) -> str:
+    return (
+        f"overall {scores['overall']:.1f} (clarity {scores['clarity']:.1f}, "
+        f"efficiency {scores['efficiency']:.1f})"
+    )
+
+
+def _rounds(rounds: Sequence[Mapping[str, Any]]) -> list[str]:
+    rows = [
+        {
+            "strategy": f"{r['fallback_from']}->{r['strategy']}"
+            if r["fallback_from"]
+            else r["strategy"],
+            "round": r["iteration"],
+            "score": f"{r['score_before']:.1f} -> {r['score_after']:.1f}",
+            # Three places, as recorded: a reason "confidence 0.665 is below 0.7" must match it.
+            "confidence": f"{r['confidence']:.3f}",
+            "decision": r["decision"],
+            "reason": _clip(r["reason"], REASON_WIDTH),
+        }
+        for r in rounds
+    ]
+    header, rule, *cells = render(rows, ROUND_COLUMNS, "table").split("\n")
+    # A round's fallback and LLM call go on their own lines under it, not in more columns.
+    lines = [INDENT + header, INDENT + rule]
+    for line, r in zip(cells, rounds, strict=True):
+        lines.append(INDENT + line)
+        if r["fallback_error"]:
+            lines.append(f"{INDENT * 3}fallback: {_clip(r['fallback_error'], DETAIL_WIDTH)}")
+        if r["llm_call"]:
+            lines.append(f"{INDENT * 3}llm: {_call(r['llm_call'], r['fallback_error'])}")
+    return lines
+
+
+def _call(call: Mapping[str, Any], fallback_error: str | None) -> str:
+    parts = [
+        call["model"],
+        f"{call['prompt_tokens']} + {call['completion_tokens']} tokens",
+        _cost(call["cost_usd"]),
+    ]
+    if call["cached"]:
+        parts.append("cached")
+    if call["error"]:
+        # The fallback line above usually quotes this error already; say it once.
+        if fallback_error and fallback_error.endswith(call["error"]):
+            parts.append("failed")
+        else:
+            parts.append(f"error: {_clip(call['error'], DETAIL_WIDTH)}")
+    return ", ".join(parts)
+
+
+def _outcome(prompt: Mapping[str, Any], run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    decision, patch = prompt["decision"], prompt["patch"]
+    if decision == "optimized" and patch is not None:
+        made_by = [prompt["final_version_strategy"] or ""]
+        if prompt["final_version_run_id"] not in (None, run["run_id"]):
+            made_by.append(f"made by run {str(prompt['final_version_run_id'])[:8]}")
+        if run["status"] != "completed":
+            made_by.append(f"not written: the run {run['status']}")
+        note = ", ".join(filter(None, made_by))
+        return [
+            (
+                "outcome",
+                f"optimized -> version {patch['version']}" + (f" ({note})" if note else ""),
+            ),
+            ("patch", patch["document_path"]),
+        ]
+    if decision == "skipped":
+        reason = one_line(prompt["triage_reason"] or "") or "no reason recorded"
+        return [("outcome", f"skipped: {reason}")]
+    if decision == "kept":
+        return [("outcome", "kept (no accepted candidate)")]
+    if run["status"] == "running":
+        return [("outcome", "none yet (the run is still going)")]
+    return [("outcome", f"none (the run {run['status']} before this prompt's verdict)")]
+
+
+def _totals_lines(t: Mapping[str, Any]) -> list[str]:
+    prompts = (
+        f"{t['prompts']}: {t['optimized']} optimized, {t['kept']} kept, {t['skipped']} skipped"
+    )
+    rounds = f"{t['rounds']}: {t['accepted']} accepted, {t['rejected']} rejected, "
+    rounds += f"{t['fallbacks']} fell back to rules"
+    if t["llm_calls"]:
+        known = f"${t['cost_usd']:.6f}" if t["llm_calls"] > t["calls_with_unknown_cost"] else ""
+        cost = " + ".join(filter(None, [known, "unknown" if t["calls_with_unknown_cost"] else ""]))
+        llm = (
+            f"{t['llm_calls']} ({t['cached_calls']} cached), "
+            f"{t['prompt_tokens']} + {t['completion_tokens']} tokens, {cost}"
+        )
+    else:
+        llm = "none"
+    return [
+        "totals",
+        *_fields([("prompts", prompts), ("rounds", rounds), ("llm calls", llm)], INDENT),
+    ]
+
+
+def _cost(value: float | None) -> str:
+    # An unknown price is not a zero cost.
+    return "cost unknown" if value is None else f"${value:.6f}"
+
+
+def _fields(pairs: Sequence[tuple[str, Any]], indent: str) -> list[str]:
+    return [f"{indent}{label.ljust(LABEL_WIDTH)}  {value}" for label, value in pairs]
+
+
+def _clip(text: str, width: int) -> str:
+    flat = one_line(text)
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
