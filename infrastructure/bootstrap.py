@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -17,12 +18,14 @@ from autoopt.infrastructure.clock import RandomIds, SystemClock
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.llm.cache import ResponseCache
-from autoopt.infrastructure.llm.client import OpenAIRewriter
 from autoopt.infrastructure.llm.pricing import Pricing
 from autoopt.infrastructure.memory_event_log import InMemoryEventLog
 from autoopt.infrastructure.projections.runner import ProjectionRunner
 from autoopt.infrastructure.settings import Settings, api_key
 from autoopt.infrastructure.storage import FileSystemStorage, InMemoryVersionStorage
+
+if TYPE_CHECKING:
+    from autoopt.infrastructure.llm.client import OpenAIRewriter
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class Container:
         key = api_key(self.settings)
         if key is None:
             return None
+        # The SDK takes half a second to import: only a command that calls a model pays it.
+        from autoopt.infrastructure.llm.client import OpenAIRewriter
+
         config = self.settings.llm
         return OpenAIRewriter(
             config,

@@ -13,8 +13,6 @@ event or cache entry carries it.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from typing import Any
 
@@ -30,6 +28,7 @@ from autoopt.domain.errors import (
 )
 from autoopt.domain.models import ChatMessage, LLMExchange
 from autoopt.domain.ports import LLMAnswer
+from autoopt.infrastructure.llm.answers import prompt_from_answer, request_parameters
 from autoopt.infrastructure.llm.cache import ResponseCache, request_key
 from autoopt.infrastructure.llm.pricing import Pricing
 from autoopt.infrastructure.llm.prompts import MetaPrompts
@@ -48,7 +47,6 @@ ANSWER_SCHEMA = {
         "additionalProperties": False,
     },
 }
-_FENCED_JSON = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n```\s*$", re.DOTALL)
 
 
 class OpenAIRewriter:
@@ -216,29 +214,3 @@ class OpenAIRewriter:
             latency_ms=None if cached else stored["latency_ms"],
         )
         return LLMAnswer(stored["text"], exchange)
-
-
-def request_parameters(settings: LLMSettings) -> dict[str, Any]:
-    """The sampling parameters sent with every request (and hashed into its key)."""
-    parameters: dict[str, Any] = {"temperature": settings.temperature}
-    if settings.max_tokens is not None:
-        parameters["max_tokens"] = settings.max_tokens
-    return parameters
-
-
-def prompt_from_answer(content: str) -> str:
-    """The rewritten prompt from an answer: the JSON field, or the plain text."""
-    body = content.strip()
-    fenced = _FENCED_JSON.match(body)
-    if fenced:
-        body = fenced.group(1).strip()
-    if body.startswith("{"):
-        try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise LLMResponseError("the answer looks like JSON but does not parse") from exc
-        value = document.get("optimized_prompt") if isinstance(document, dict) else None
-        if not isinstance(value, str):
-            raise LLMResponseError("the answer's JSON has no optimized_prompt text")
-        return value
-    return content

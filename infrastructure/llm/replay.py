@@ -30,8 +30,8 @@ from autoopt.domain.models import LLMExchange
 from autoopt.domain.optimizer import NO_LANGUAGE_MODEL
 from autoopt.domain.ports import LLMAnswer
 from autoopt.domain.strategies import LLM_FALLBACKS
+from autoopt.infrastructure.llm.answers import prompt_from_answer, request_parameters
 from autoopt.infrastructure.llm.cache import request_key
-from autoopt.infrastructure.llm.client import prompt_from_answer, request_parameters
 from autoopt.infrastructure.llm.prompts import MetaPrompts
 from autoopt.infrastructure.settings import LLMSettings
 
