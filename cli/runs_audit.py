@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
+from autoopt.cli.audit_text import audit_lines
 from autoopt.cli.context import CliState, pass_state
-from autoopt.cli.output import format_time, one_line, render
+from autoopt.cli.output import format_time
 from autoopt.cli.runs_commands import resolve_run
 
 # The llm_calls columns an audit shows (not run_id, prompt_id, strategy: the round has them).
@@ -33,12 +34,6 @@ LLM_CALL_FIELDS = (
     "error",
 )
 PATCH_FIELDS = ("version", "document_path", "old_text", "new_text")
-ROUND_COLUMNS = ("strategy", "round", "score", "confidence", "decision", "reason")
-# Past these a cell or a detail line stops being readable; the JSON keeps the whole text.
-REASON_WIDTH = 60
-DETAIL_WIDTH = 100
-INDENT = "  "
-LABEL_WIDTH = len("llm calls")  # the longest label: every block's values line up
 
 
 @click.command("audit")
@@ -70,7 +65,7 @@ def audit(state: CliState, run_id: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        click.echo("\n".join(_table(document)))
+        click.echo("\n".join(audit_lines(document)))
 
 
 # --------------------------------------------------------------------------- #
@@ -218,184 +213,3 @@ def _totals(prompts: list[dict[str, Any]], calls: list[dict[str, Any]]) -> dict[
         "cost_usd": round(sum(known), 8),
         "calls_with_unknown_cost": len(calls) - len(known),
     }
-
-
-# --------------------------------------------------------------------------- #
-# The table: a report for a person to read
-# --------------------------------------------------------------------------- #
-
-
-def _table(document: Mapping[str, Any]) -> list[str]:
-    run = document["run"]
-    lines = _header(run)
-    prompts = document["prompts"]
-    for number, prompt in enumerate(prompts, 1):
-        lines.append("")
-        lines.extend(_prompt_lines(prompt, f"{number}/{len(prompts)}", run))
-    lines.append("")
-    lines.extend(_totals_lines(document["totals"]))
-    return lines
-
-
-def _header(run: Mapping[str, Any]) -> list[str]:
-    status = run["status"]
-    if run["error_type"]:
-        status += f": {run['error_type']}: {_clip(run['error_message'] or '', DETAIL_WIDTH)}"
-    fields = [
-        ("run", run["run_id"]),
-        ("app", f"{run['app_name']} ({run['app_mode']})"),
-        ("workflow", run["workflow_id"]),
-        ("source", run["source_name"]),
-        ("tool", run["tool_version"]),
-        ("status", status),
-        ("started", run["started_at"]),
-        ("finished", run["finished_at"] or "-"),
-        ("prompts", _counts(run)),
-        ("output", run["output_path"] or "-"),
-    ]
-    return _fields(fields, "")
-
-
-def _counts(run: Mapping[str, Any]) -> str:
-    if run["prompts_found"] is None:
-        return "- (the run did not complete)"
-    return (
-        f"{run['prompts_found']} found, {run['prompts_optimized']} optimized, "
-        f"{run['versions_created']} versions created"
-    )
-
-
-def _prompt_lines(prompt: Mapping[str, Any], number: str, run: Mapping[str, Any]) -> list[str]:
-    node = prompt["node_title"] or prompt["node_id"] or "app"
-    baseline = prompt["baseline"]
-    triage = prompt["triage"] or "not recorded"
-    if prompt["triage_reason"]:
-        triage += f": {one_line(prompt['triage_reason'])}"
-    lines = [f"prompt {number}  {node} ({prompt['node_type']})  {prompt['field_path']}"]
-    lines.extend(
-        _fields(
-            [
-                ("id", prompt["prompt_id"]),
-                ("baseline", _baseline(baseline) if baseline else "not recorded"),
-                ("issues", ", ".join(prompt["issues"]) or "none"),
-                ("triage", triage),
-            ],
-            INDENT,
-        )
-    )
-    if prompt["iterations"]:
-        lines.extend(_rounds(prompt["iterations"]))
-    lines.extend(_fields(_outcome(prompt, run), INDENT))
-    return lines
-
-
-def _baseline(scores: Mapping[str, float]) -> str:
-    return (
-        f"overall {scores['overall']:.1f} (clarity {scores['clarity']:.1f}, "
-        f"efficiency {scores['efficiency']:.1f})"
-    )
-
-
-def _rounds(rounds: Sequence[Mapping[str, Any]]) -> list[str]:
-    rows = [
-        {
-            "strategy": f"{r['fallback_from']}->{r['strategy']}"
-            if r["fallback_from"]
-            else r["strategy"],
-            "round": r["iteration"],
-            "score": f"{r['score_before']:.1f} -> {r['score_after']:.1f}",
-            # Three places, as recorded: a reason "confidence 0.665 is below 0.7" must match it.
-            "confidence": f"{r['confidence']:.3f}",
-            "decision": r["decision"],
-            "reason": _clip(r["reason"], REASON_WIDTH),
-        }
-        for r in rounds
-    ]
-    header, rule, *cells = render(rows, ROUND_COLUMNS, "table").split("\n")
-    # A round's fallback and LLM call go on their own lines under it, not in more columns.
-    lines = [INDENT + header, INDENT + rule]
-    for line, r in zip(cells, rounds, strict=True):
-        lines.append(INDENT + line)
-        if r["fallback_error"]:
-            lines.append(f"{INDENT * 3}fallback: {_clip(r['fallback_error'], DETAIL_WIDTH)}")
-        if r["llm_call"]:
-            lines.append(f"{INDENT * 3}llm: {_call(r['llm_call'], r['fallback_error'])}")
-    return lines
-
-
-def _call(call: Mapping[str, Any], fallback_error: str | None) -> str:
-    parts = [
-        call["model"],
-        f"{call['prompt_tokens']} + {call['completion_tokens']} tokens",
-        _cost(call["cost_usd"]),
-    ]
-    if call["cached"]:
-        parts.append("cached")
-    if call["error"]:
-        # The fallback line above usually quotes this error already; say it once.
-        if fallback_error and fallback_error.endswith(call["error"]):
-            parts.append("failed")
-        else:
-            parts.append(f"error: {_clip(call['error'], DETAIL_WIDTH)}")
-    return ", ".join(parts)
-
-
-def _outcome(prompt: Mapping[str, Any], run: Mapping[str, Any]) -> list[tuple[str, str]]:
-    decision, patch = prompt["decision"], prompt["patch"]
-    if decision == "optimized" and patch is not None:
-        made_by = [prompt["final_version_strategy"] or ""]
-        if prompt["final_version_run_id"] not in (None, run["run_id"]):
-            made_by.append(f"made by run {str(prompt['final_version_run_id'])[:8]}")
-        if run["status"] != "completed":
-            made_by.append(f"not written: the run {run['status']}")
-        note = ", ".join(filter(None, made_by))
-        return [
-            (
-                "outcome",
-                f"optimized -> version {patch['version']}" + (f" ({note})" if note else ""),
-            ),
-            ("patch", patch["document_path"]),
-        ]
-    if decision == "skipped":
-        reason = one_line(prompt["triage_reason"] or "") or "no reason recorded"
-        return [("outcome", f"skipped: {reason}")]
-    if decision == "kept":
-        return [("outcome", "kept (no accepted candidate)")]
-    if run["status"] == "running":
-        return [("outcome", "none yet (the run is still going)")]
-    return [("outcome", f"none (the run {run['status']} before this prompt's verdict)")]
-
-
-def _totals_lines(t: Mapping[str, Any]) -> list[str]:
-    prompts = (
-        f"{t['prompts']}: {t['optimized']} optimized, {t['kept']} kept, {t['skipped']} skipped"
-    )
-    rounds = f"{t['rounds']}: {t['accepted']} accepted, {t['rejected']} rejected, "
-    rounds += f"{t['fallbacks']} fell back to rules"
-    if t["llm_calls"]:
-        known = f"${t['cost_usd']:.6f}" if t["llm_calls"] > t["calls_with_unknown_cost"] else ""
-        cost = " + ".join(filter(None, [known, "unknown" if t["calls_with_unknown_cost"] else ""]))
-        llm = (
-            f"{t['llm_calls']} ({t['cached_calls']} cached), "
-            f"{t['prompt_tokens']} + {t['completion_tokens']} tokens, {cost}"
-        )
-    else:
-        llm = "none"
-    return [
-        "totals",
-        *_fields([("prompts", prompts), ("rounds", rounds), ("llm calls", llm)], INDENT),
-    ]
-
-
-def _cost(value: float | None) -> str:
-    # An unknown price is not a zero cost.
-    return "cost unknown" if value is None else f"${value:.6f}"
-
-
-def _fields(pairs: Sequence[tuple[str, Any]], indent: str) -> list[str]:
-    return [f"{indent}{label.ljust(LABEL_WIDTH)}  {value}" for label, value in pairs]
-
-
-def _clip(text: str, width: int) -> str:
-    flat = one_line(text)
-    return flat if len(flat) <= width else flat[: width - 3] + "..."

@@ -58,8 +58,23 @@ def _run_started(conn: Connection, record: RecordedEvent) -> None:
             tool_version=e.tool_version,
             status="running",
             started_at=e.occurred_at,
+            **_settings(e.config),
         )
     )
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The columns a run's recorded config gives; a key it lacks stays NULL."""
+    run = config.get("run") or {}
+    llm = config.get("llm") or {}
+    strategies = run.get("strategies")
+    return {
+        "strategies": ",".join(strategies) if isinstance(strategies, list) else None,
+        "score_threshold": run.get("score_threshold"),
+        "min_confidence": run.get("min_confidence"),
+        "max_iterations": run.get("max_iterations"),
+        "language_model": llm.get("model") if config.get("language_model") else None,
+    }
 
 
 def _run_completed(conn: Connection, record: RecordedEvent) -> None:

@@ -41,6 +41,13 @@ runs = Table(
     Column("output_sha256", String(64)),
     Column("error_type", String(100)),
     Column("error_message", Text),
+    # The run's optimization settings; language_model is the model's name, or
+    # NULL when LLM strategies had none and ran their rule-based fallbacks.
+    Column("strategies", Text),
+    Column("score_threshold", Float),
+    Column("min_confidence", Float),
+    Column("max_iterations", Integer),
+    Column("language_model", Text),
 )
 
 prompts = Table(

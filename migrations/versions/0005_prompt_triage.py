@@ -1,4 +1,5 @@
-"""The prompts read model gains the baseline scores and the triage (PromptAnalyzed).
+"""Read models gain what an audit shows: each prompt's baseline and triage
+(PromptAnalyzed), and each run's optimization settings (RunStarted's config).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,9 +27,24 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("issues", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("triage", sa.String(length=10), nullable=True))
         batch_op.add_column(sa.Column("triage_reason", sa.Text(), nullable=True))
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("strategies", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("score_threshold", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("min_confidence", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("max_iterations", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("language_model", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        for name in (
+            "language_model",
+            "max_iterations",
+            "min_confidence",
+            "score_threshold",
+            "strategies",
+        ):
+            batch_op.drop_column(name)
     with op.batch_alter_table("prompts", schema=None) as batch_op:
         for name in (
             "triage_reason",

@@ -75,6 +75,21 @@ def test_appending_commands_leave_the_read_models_current(optimized: Invoke) -> 
     assert all(t.baseline_overall is not None and t.triage_reason for t in triage)
     assert patched and all(t.triage == "optimize" for t in triage if t.prompt_id in patched)
     assert any("too_short:critical" in t.issues for t in triage if t.issues)
+    # RunStarted's settings: the defaults, and no model (the test has no API key).
+    r = tables.runs.c
+    with optimized.services() as services, services.engine.connect() as conn:
+        settings = set(
+            conn.execute(
+                select(
+                    r.strategies,
+                    r.score_threshold,
+                    r.min_confidence,
+                    r.max_iterations,
+                    r.language_model,
+                )
+            ).all()
+        )
+    assert settings == {("llm_guided,hybrid", 80.0, 0.7, 3, None)}
 
 
 def test_catching_up_in_random_chunks_equals_a_rebuild(

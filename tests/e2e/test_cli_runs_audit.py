@@ -173,6 +173,7 @@ app        Notes (workflow)
 workflow   Notes
 source     notes.yml
 tool       0.9.0
+settings   llm_guided, clarity_focus; threshold 80, confidence 0.7, 2 rounds; model gpt-4o-mini
 status     completed
 started    2026-03-01T00:00:00Z
 finished   2026-03-01T00:00:22Z
