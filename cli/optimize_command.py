@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from autoopt.cli.context import CliState, pass_state
-from autoopt.cli.output import one_line, render
+from autoopt.cli.output import document_format_option, one_line, render
 
 if TYPE_CHECKING:
     from autoopt.domain.optimizer import Round
@@ -54,14 +54,7 @@ TABLE_COLUMNS = ("node", "field", "score", "strategy", "confidence", "decision")
     "--no-cache", is_flag=True, help="Ask the language model again, ignoring cached answers."
 )
 @click.option("--max-cost", type=click.FloatRange(min=0), help="Stop LLM calls at this many USD.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@document_format_option
 @pass_state
 def optimize(
     state: CliState,

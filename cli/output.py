@@ -20,17 +20,26 @@ FORMATS = ("table", "json", "csv")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def format_option(function: F) -> F:
-    """Add ``--format`` to a listing command; the value arrives as ``fmt``."""
-    decorated = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="Output format.",
-    )(function)
-    return decorated
+def formats_option(formats: Sequence[str]) -> Callable[[F], F]:
+    """``--format`` with a choice of ``formats`` (the first is the default), as ``fmt``."""
+
+    def decorate(function: F) -> F:
+        decorated = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(formats)),
+            default=formats[0],
+            show_default=True,
+            help="Output format.",
+        )(function)
+        return decorated
+
+    return decorate
+
+
+# Listing commands take all three; a report shaped as a document takes table or json.
+format_option = formats_option(FORMATS)
+document_format_option = formats_option(FORMATS[:2])
 
 
 def format_time(value: datetime) -> str:

@@ -17,7 +17,7 @@ import click
 
 from autoopt.cli.audit_text import audit_lines
 from autoopt.cli.context import CliState, pass_state
-from autoopt.cli.output import format_time
+from autoopt.cli.output import document_format_option, format_time
 from autoopt.cli.runs_commands import resolve_run
 
 # The llm_calls columns an audit shows (not run_id, prompt_id, strategy: the round has them).
@@ -38,14 +38,7 @@ PATCH_FIELDS = ("version", "document_path", "old_text", "new_text")
 
 @click.command("audit")
 @click.argument("run_id", metavar="RUN")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@document_format_option
 @pass_state
 def audit(state: CliState, run_id: str, fmt: str) -> None:
     """The decision trail of RUN (a unique prefix of its id will do).

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from autoopt.cli.context import CliState, pass_state
-from autoopt.cli.output import FORMATS, render
+from autoopt.cli.output import document_format_option, render
 
 if TYPE_CHECKING:
     from autoopt.infrastructure.replay import DecisionChange, ReplayResult
@@ -31,14 +31,7 @@ WHAT_IF_COLUMNS = ("node", "field", "recorded", "what_if", "changed")
     help="What-if: replay under another setting (strategies, score_threshold, "
     "min_confidence, max_iterations) and show which decisions change. Repeatable.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS[:2]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@document_format_option
 @pass_state
 def replay(state: CliState, run_id: str, verify: bool, changes: tuple[str, ...], fmt: str) -> None:
     """Re-run RUN from the log alone and compare its decisions with the recorded ones.
