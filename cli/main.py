@@ -21,6 +21,7 @@ from autoopt.cli.maintenance_commands import fsck, storage_group
 from autoopt.cli.optimize_command import optimize
 from autoopt.cli.output import one_line
 from autoopt.cli.projections_commands import projections_group
+from autoopt.cli.report_commands import report_group
 from autoopt.cli.runs_audit import audit
 from autoopt.cli.runs_commands import runs_group
 from autoopt.cli.versions_commands import versions_group
@@ -88,6 +89,7 @@ cli.add_command(optimize)
 cli.add_command(llm_group)
 cli.add_command(projections_group)
 cli.add_command(runs_group)
+cli.add_command(report_group)
 runs_group.add_command(audit)
 
 
