@@ -81,11 +81,13 @@ def _runs(state: CliState, limit: int | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _register_replay() -> None:
-    # Its own module (it is long); registered here so the group stays whole.
+def _register_subcommands() -> None:
+    # Long commands get modules of their own; registered here so the group stays whole.
+    from autoopt.cli.runs_compare import compare
     from autoopt.cli.runs_replay import replay
 
     runs_group.add_command(replay)
+    runs_group.add_command(compare)
 
 
-_register_replay()
+_register_subcommands()
