@@ -21,7 +21,13 @@ def db() -> None:
 @db.command("upgrade")
 @pass_state
 def upgrade(state: CliState) -> None:
-    """Migrate the database to the newest schema (creating it if needed)."""
+    """Migrate the database to the newest schema (creating it if needed).
+
+    \b
+    Examples:
+      autoopt db upgrade
+      autoopt --database-url postgresql+psycopg://user@db/autoopt db upgrade
+    """
     from autoopt.infrastructure.db import create_db_engine, describe_url, upgrade_to_head
 
     settings = state.settings().database
@@ -36,7 +42,12 @@ def upgrade(state: CliState) -> None:
 @db.command("current")
 @pass_state
 def current(state: CliState) -> None:
-    """Print the database's schema revision, or 'none' for an empty database."""
+    """Print the database's schema revision, or 'none' for an empty database.
+
+    \b
+    Example:
+      autoopt db current
+    """
     from autoopt.infrastructure.db import create_db_engine, current_revision, head_revision
 
     revision, _empty = current_revision(create_db_engine(state.settings().database))
@@ -52,7 +63,12 @@ def current(state: CliState) -> None:
 @db.command("check")
 @pass_state
 def check(state: CliState) -> None:
-    """Exit 0 if the database is at the newest schema, 1 with the fix if not."""
+    """Exit 0 if the database is at the newest schema, 1 with the fix if not.
+
+    \b
+    Example:
+      autoopt db check || autoopt db upgrade
+    """
     from autoopt.domain.errors import SchemaVersionError
     from autoopt.infrastructure.db import (
         check_revision,

@@ -41,7 +41,12 @@ def prompts_group() -> None:
 @format_option
 @pass_state
 def list_prompts(state: CliState, app_file: Path, fmt: str) -> None:
-    """List every prompt-bearing field of APP_FILE, one row per prompt."""
+    """List every prompt-bearing field of APP_FILE, one row per prompt.
+
+    \b
+    Example:
+      autoopt prompts list examples/support_bot.yml --format csv
+    """
     from autoopt.domain.dsl import extract_prompts
     from autoopt.infrastructure.dsl_files import read_app
 
@@ -91,6 +96,10 @@ def apply(state: CliState, app_file: Path, patches_file: Path, out_file: Path) -
     Each patch: {"workflow_id", "node_id", "selector_type": "by_id"|"by_path",
     "selector_value", "strategy": "replace"|"prepend"|"append"|"template",
     "content", "if_missing": "skip"|"error"}.
+
+    \b
+    Example:
+      autoopt patches apply app.yml patches.json --out app.patched.yml
     """
     from autoopt.domain.patching import apply_patches
     from autoopt.infrastructure.dsl_files import read_app, write_app

@@ -56,7 +56,13 @@ def events_group() -> None:
 def list_events(
     state: CliState, stream_id: str | None, after: int, limit: int | None, fmt: str
 ) -> None:
-    """List events in log order (payloads are shown by 'events show')."""
+    """List events in log order (payloads are shown by 'events show').
+
+    \b
+    Examples:
+      autoopt events list --limit 20
+      autoopt events list --stream run-5805acc6-34ab-4574-99bd-0f5c7a2266a7 --format json
+    """
     log = state.container().event_log
     if stream_id is None:
         records = list(log.read_all(after_position=after, limit=limit))
@@ -70,7 +76,12 @@ def list_events(
 @click.argument("ref")
 @pass_state
 def show(state: CliState, ref: str) -> None:
-    """Print one event, found by POSITION or EVENT_ID, with its payload as JSON."""
+    """Print one event, found by POSITION or EVENT_ID, with its payload as JSON.
+
+    \b
+    Example:
+      autoopt events show 42
+    """
     record = _find(state.container().event_log, ref)
     document = {**summary(record), "payload": record.event.payload()}
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
@@ -101,7 +112,12 @@ def show(state: CliState, ref: str) -> None:
 )
 @pass_state
 def tail(state: CliState, lines: int, follow: bool, interval: float, timeout: float | None) -> None:
-    """Print the last events, and with --follow the ones appended after them."""
+    """Print the last events, and with --follow the ones appended after them.
+
+    \b
+    Example:
+      autoopt events tail -n 5 --follow
+    """
     log = state.container().event_log
     cursor = max(log.last_position() - lines, 0)
     cursor = _print_lines(log, cursor)

@@ -74,14 +74,24 @@ def llm_group() -> None:
 
 @llm_group.group("cache")
 def cache_group() -> None:
-    """Answers kept by request hash, so the same request is not paid for twice."""
+    """Answers kept by request hash, so the same request is not paid for twice.
+
+    \b
+    Example:
+      autoopt llm cache stats
+    """
 
 
 @cache_group.command("stats")
 @format_option
 @pass_state
 def stats(state: CliState, fmt: str) -> None:
-    """Entries (live and expired) and how often they were served."""
+    """Entries (live and expired) and how often they were served.
+
+    \b
+    Example:
+      autoopt llm cache stats --format json
+    """
     figures = state.container().llm_cache.stats()
     emit([{"figure": k, "value": v} for k, v in figures.items()], ("figure", "value"), fmt)
 
@@ -89,6 +99,11 @@ def stats(state: CliState, fmt: str) -> None:
 @cache_group.command("clear")
 @pass_state
 def clear(state: CliState) -> None:
-    """Remove every cached answer."""
+    """Remove every cached answer.
+
+    \b
+    Example:
+      autoopt llm cache clear
+    """
     removed = state.container().llm_cache.clear()
     click.echo(f"removed {removed} cached answer(s)")

@@ -23,7 +23,12 @@ def storage_group() -> None:
 @format_option
 @pass_state
 def stats(state: CliState, fmt: str) -> None:
-    """Counts, size and cache figures of the version store."""
+    """Counts, size and cache figures of the version store.
+
+    \b
+    Example:
+      autoopt storage stats --format json
+    """
     figures = state.container().storage.get_storage_stats()
     emit([{"figure": k, "value": v} for k, v in figures.items()], ("figure", "value"), fmt)
 
@@ -31,7 +36,12 @@ def stats(state: CliState, fmt: str) -> None:
 @storage_group.command("verify")
 @pass_state
 def verify(state: CliState) -> None:
-    """Check every version file and the index; exit 1 naming each problem."""
+    """Check every version file and the index; exit 1 naming each problem.
+
+    \b
+    Example:
+      autoopt storage verify
+    """
     problems = state.container().storage.verify()
     for line in problems:
         click.echo(line)
@@ -43,7 +53,12 @@ def verify(state: CliState) -> None:
 @storage_group.command("reindex")
 @pass_state
 def reindex(state: CliState) -> None:
-    """Rebuild index.json from the version files."""
+    """Rebuild index.json from the version files.
+
+    \b
+    Example:
+      autoopt storage reindex
+    """
     count = state.container().storage.rebuild_index()
     click.echo(f"index.json rebuilt: {count} prompt(s)")
 

@@ -23,7 +23,12 @@ def projections_group() -> None:
 @format_option
 @pass_state
 def status(state: CliState, fmt: str) -> None:
-    """Each projection's checkpoint, the log's last position, and the lag."""
+    """Each projection's checkpoint, the log's last position, and the lag.
+
+    \b
+    Example:
+      autoopt projections status
+    """
     rows = [
         {"projection": s.name, "checkpoint": s.checkpoint, "head": s.head, "lag": s.lag}
         for s in state.container().projections.status()
@@ -34,7 +39,12 @@ def status(state: CliState, fmt: str) -> None:
 @projections_group.command("catch-up")
 @pass_state
 def catch_up(state: CliState) -> None:
-    """Apply the events past each checkpoint."""
+    """Apply the events past each checkpoint.
+
+    \b
+    Example:
+      autoopt projections catch-up
+    """
     applied = state.container().projections.catch_up()
     for name, count in applied.items():
         click.echo(f"{name}: {count} event(s) applied")
@@ -43,7 +53,12 @@ def catch_up(state: CliState) -> None:
 @projections_group.command("rebuild")
 @pass_state
 def rebuild(state: CliState) -> None:
-    """Replay the whole log into every read model; readers see the old rows until done."""
+    """Replay the whole log into every read model; readers see the old rows until done.
+
+    \b
+    Example:
+      autoopt projections rebuild
+    """
     applied = state.container().projections.rebuild()
     for name, count in applied.items():
         click.echo(f"{name}: rebuilt from {count} event(s)")

@@ -36,7 +36,12 @@ def runs_group() -> None:
 @format_option
 @pass_state
 def list_runs(state: CliState, limit: int | None, fmt: str) -> None:
-    """List runs, newest first."""
+    """List runs, newest first.
+
+    \b
+    Example:
+      autoopt runs list --limit 10
+    """
     rows = _runs(state, limit)
     emit(rows, LIST_COLUMNS, fmt)
 
@@ -46,7 +51,12 @@ def list_runs(state: CliState, limit: int | None, fmt: str) -> None:
 @format_option
 @pass_state
 def show(state: CliState, run_id: str, fmt: str) -> None:
-    """Everything the log says about one run (a unique prefix of its id will do)."""
+    """Everything the log says about one run (a unique prefix of its id will do).
+
+    \b
+    Example:
+      autoopt runs show 5805acc6
+    """
     run = resolve_run(state, run_id)
     emit([{"field": k, "value": v} for k, v in run.items()], ("field", "value"), fmt)
 

@@ -50,7 +50,12 @@ def versions_group() -> None:
 def list_versions(
     state: CliState, prompt_id: str, limit: int | None, offset: int, fmt: str
 ) -> None:
-    """List a prompt's versions, newest first."""
+    """List a prompt's versions, newest first.
+
+    \b
+    Example:
+      autoopt versions list 'Support Bot/1732000000003/prompt_template/0/text'
+    """
     history = state.container().versions.get_version_history(prompt_id, limit, offset)
     if not history and offset == 0:
         from autoopt.domain.errors import NotFoundError
@@ -64,7 +69,12 @@ def list_versions(
 @click.argument("version", type=click.IntRange(min=1))
 @pass_state
 def show(state: CliState, prompt_id: str, version: int) -> None:
-    """Print one version's text (its details go to stderr)."""
+    """Print one version's text (its details go to stderr).
+
+    \b
+    Example:
+      autoopt versions show 'Support Bot/1732000000003/prompt_template/0/text' 2 > prompt.txt
+    """
     found = state.container().versions.get_version(prompt_id, version)
     row = version_row(found)
     details = ", ".join(f"{k}={v}" for k, v in row.items() if v not in (None, ""))
@@ -78,7 +88,12 @@ def show(state: CliState, prompt_id: str, version: int) -> None:
 @click.argument("new", type=click.IntRange(min=1))
 @pass_state
 def diff(state: CliState, prompt_id: str, old: int, new: int) -> None:
-    """Show a unified diff between two versions, and their score changes."""
+    """Show a unified diff between two versions, and their score changes.
+
+    \b
+    Example:
+      autoopt versions diff 'Support Bot/1732000000003/prompt_template/0/text' 1 2
+    """
     comparison = state.container().versions.compare_versions(prompt_id, old, new)
     if comparison.score_deltas is not None:
         deltas = ", ".join(f"{k} {v:+g}" for k, v in comparison.score_deltas.items())
@@ -92,6 +107,11 @@ def diff(state: CliState, prompt_id: str, old: int, new: int) -> None:
 @click.option("--reason", default="", help="Why; recorded in the VersionRolledBack event.")
 @pass_state
 def rollback(state: CliState, prompt_id: str, version: int, reason: str) -> None:
-    """Make an earlier version's text the latest again, as a new version."""
+    """Make an earlier version's text the latest again, as a new version.
+
+    \b
+    Example:
+      autoopt versions rollback 'Support Bot/1732000000003/prompt_template/0/text' 1
+    """
     created = state.container().versions.rollback(prompt_id, version, reason=reason)
     click.echo(f"{prompt_id}: version {created.version} restores version {version}")

@@ -1,8 +1,10 @@
-"""The command frame: help everywhere, version, and errors without tracebacks."""
+"""The command frame: help with an example everywhere, every command in the README,
+version, and errors without tracebacks."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 
 from autoopt.cli.main import cli
 from autoopt.infrastructure.db import head_revision
+from tests.conftest import REPO_ROOT
 
 HEAD = head_revision()
 
@@ -52,6 +55,57 @@ def test_every_command_has_help_text(path: tuple[str, ...]) -> None:
         result = CliRunner().invoke(cli, [*path, flag])
         assert result.exit_code == 0
         assert result.stdout.startswith("Usage: ")
+    # Every command shows how it is used, in a block click prints as written.
+    shown = CliRunner().invoke(cli, [*path, "--help"]).stdout
+    example = re.search(r"^  Examples?:\n((?:    autoopt .*\n)+)", shown, re.MULTILINE)
+    assert example, f"{' '.join(path) or 'autoopt'} --help shows no example"
+    if path:
+        commands = [_words(line) for line in example[1].splitlines()]
+        assert all(words[: len(path)] == list(path) for words in commands), (
+            f"an example of {' '.join(path)} runs another command"
+        )
+
+
+def _words(example: str) -> list[str]:
+    """The command words of an example line, global options skipped."""
+    words = example.split()[1:]
+    while words and words[0].startswith("-"):
+        words = words[2:] if "=" not in words[0] else words[1:]
+    return words
+
+
+def readme_commands() -> set[tuple[str, ...]]:
+    """The command paths the README's CLI block names: 'autoopt a b ... | c ...' lines."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## The command line", 1)[1].split("```", 2)[1]
+    found: set[tuple[str, ...]] = set()
+    for line in block.splitlines():
+        if not line.startswith("autoopt "):
+            continue
+        first, *siblings = line.split(" | ")
+        path: list[str] = []
+        for word in first.split()[1:]:
+            if not re.fullmatch(r"[a-z][a-z-]*", word):
+                break
+            path.append(word)
+        if path:
+            found.add(tuple(path))
+            found.update((*path[:-1], s.split()[0]) for s in siblings)
+    return found
+
+
+def test_the_readme_lists_every_command() -> None:
+    leaves = {path for path in COMMANDS if not isinstance(command_at(path), click.Group)}
+    missing = sorted(" ".join(p) for p in leaves - readme_commands())
+    assert not missing, f"the README's command list lacks: {', '.join(missing)}"
+
+
+def command_at(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
 
 
 def test_every_option_has_help_text() -> None:
