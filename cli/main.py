@@ -22,6 +22,7 @@ from autoopt.cli.optimize_command import optimize
 from autoopt.cli.output import one_line
 from autoopt.cli.projections_commands import projections_group
 from autoopt.cli.report_commands import report_group
+from autoopt.cli.report_html import report_html
 from autoopt.cli.runs_audit import audit
 from autoopt.cli.runs_commands import runs_group
 from autoopt.cli.versions_commands import versions_group
@@ -91,6 +92,7 @@ cli.add_command(projections_group)
 cli.add_command(runs_group)
 cli.add_command(report_group)
 runs_group.add_command(audit)
+report_group.add_command(report_html)
 
 
 def main() -> None:
