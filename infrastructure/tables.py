@@ -8,12 +8,14 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -63,4 +65,32 @@ llm_cache = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("hits", Integer, nullable=False, server_default="0"),
+)
+
+# The ``database`` version store (storage/database.py). ``document`` is the
+# exact JSON a version file would hold, kept as text so that its SHA-256 is the
+# file store's; a deleted version keeps its row as a tombstone (document NULL,
+# deleted_at set), so its number is never given out again. Migration 0007 makes
+# the database refuse any other change to a row.
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("prompt_id", String(1000), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("version >= 1", name="version_positive"),
+    CheckConstraint("document IS NOT NULL OR deleted_at IS NOT NULL", name="document_or_tombstone"),
+)
+
+# One row per prompt, written in the same transaction as its versions: the
+# latest live version and the only number the next save may take, each read
+# with one primary-key lookup however many versions there are.
+prompt_heads = Table(
+    "prompt_heads",
+    metadata,
+    Column("prompt_id", String(1000), primary_key=True),
+    Column("latest_version", Integer, nullable=False),
+    Column("next_version", Integer, nullable=False),
 )
