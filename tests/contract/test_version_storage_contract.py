@@ -1,8 +1,10 @@
-"""One contract for every ``VersionStorage``: the in-memory fake and three file-store setups.
+"""One contract for every ``VersionStorage``: the in-memory fake, the file and database stores.
 
 The file store runs as configured in production (index and cache), with
 sharding, and bare (no index, no cache: every answer comes from the files).
-Whatever one backend answers, the others must answer too.
+The database store runs on SQLite, with and without its cache, and on
+PostgreSQL when ``AUTOOPT_TEST_POSTGRES_URL`` is set (each test in a database of
+its own). Whatever one backend answers, the others must answer too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,13 +22,44 @@ import pytest
 from autoopt.domain.errors import ConcurrencyError, NotFoundError
 from autoopt.domain.models import PromptVersion, Scores
 from autoopt.domain.ports import VersionStorage
-from autoopt.infrastructure.storage import FileSystemStorage, InMemoryVersionStorage
+from autoopt.infrastructure.db import open_database
+from autoopt.infrastructure.settings import DatabaseSettings
+from autoopt.infrastructure.storage import (
+    DatabaseStorage,
+    FileSystemStorage,
+    InMemoryVersionStorage,
+)
+from tests.postgres import postgres_backends, temporary_postgres_engine
 
-BACKENDS: dict[str, Callable[[Path], VersionStorage]] = {
-    "memory": lambda _folder: InMemoryVersionStorage(),
-    "fs": lambda folder: FileSystemStorage(folder),
-    "fs-sharded": lambda folder: FileSystemStorage(folder, enable_sharding=True),
-    "fs-bare": lambda folder: FileSystemStorage(folder, use_index=False, use_cache=False),
+
+@contextmanager
+def sqlite_store(folder: Path, *, use_cache: bool = True) -> Iterator[VersionStorage]:
+    folder.mkdir(parents=True)
+    engine = open_database(DatabaseSettings(url=f"sqlite:///{folder / 'versions.db'}"))
+    try:
+        yield DatabaseStorage(engine, use_cache=use_cache)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def postgres_store(_folder: Path) -> Iterator[VersionStorage]:
+    with temporary_postgres_engine() as engine:
+        yield DatabaseStorage(engine)
+
+
+Backend = Callable[[Path], AbstractContextManager[VersionStorage]]
+
+BACKENDS: dict[str, Backend] = {
+    "memory": lambda _folder: nullcontext(InMemoryVersionStorage()),
+    "fs": lambda folder: nullcontext(FileSystemStorage(folder)),
+    "fs-sharded": lambda folder: nullcontext(FileSystemStorage(folder, enable_sharding=True)),
+    "fs-bare": lambda folder: nullcontext(
+        FileSystemStorage(folder, use_index=False, use_cache=False)
+    ),
+    "db-sqlite": sqlite_store,
+    "db-sqlite-bare": lambda folder: sqlite_store(folder, use_cache=False),
+    **{f"db-{name}": postgres_store for name in postgres_backends()},
 }
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,8 +69,9 @@ THREAD_TIMEOUT = 10.0
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> VersionStorage:
-    return BACKENDS[request.param](tmp_path / "store")
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VersionStorage]:
+    with BACKENDS[request.param](tmp_path / "store") as store:
+        yield store
 
 
 def version(
@@ -91,9 +126,11 @@ def test_save_returns_the_sha256_of_the_stored_version(storage: VersionStorage) 
 def test_every_backend_gives_the_same_sha256_for_the_same_version(tmp_path: Path) -> None:
     """The digest is of the canonical bytes, so it does not depend on the backend."""
     v = version(1, scores=Scores(overall=71.5, clarity=80, efficiency=63.25), strategy="llm")
-    digests = {
-        name: make(tmp_path / name).save_version(v) for name, make in sorted(BACKENDS.items())
-    }
+    with ExitStack() as stack:
+        digests = {
+            name: stack.enter_context(make(tmp_path / name)).save_version(v)
+            for name, make in sorted(BACKENDS.items())
+        }
     assert len(set(digests.values())) == 1, digests
     # And for the file store it is the digest of the bytes on disk.
     files = list((tmp_path / "fs").glob("*/1.json"))
@@ -233,6 +270,34 @@ def test_deleting_every_version_removes_the_prompt_from_list_prompts(
     assert storage.list_prompts() == ["keep"]
 
 
+def test_a_deleted_number_is_a_tombstone_and_never_given_out_again(
+    storage: VersionStorage,
+) -> None:
+    save_all(storage, version(1), version(2), version(3))
+    storage.delete_version("wf-1/llm/prompt", 3)
+    storage.delete_version("wf-1/llm/prompt", 1)
+    assert storage.deleted_versions("wf-1/llm/prompt") == [1, 3]
+    assert storage.list_versions("wf-1/llm/prompt") == [2]
+    assert storage.latest_version_number("wf-1/llm/prompt") == 2
+    assert storage.next_version_number("wf-1/llm/prompt") == 4
+    with pytest.raises(ConcurrencyError):
+        storage.save_version(version(3, text="version 3 again"))
+    with pytest.raises(NotFoundError):
+        storage.content_sha256("wf-1/llm/prompt", 3)
+    storage.save_version(version(4))
+    assert storage.list_versions("wf-1/llm/prompt") == [2, 4]
+    assert storage.deleted_versions("nobody") == []
+    assert storage.next_version_number("nobody") == 1
+
+
+def test_content_sha256_is_what_save_returned(storage: VersionStorage) -> None:
+    digests = save_all(storage, version(1), version(1, prompt_id="工作流/提示"))
+    assert storage.content_sha256("wf-1/llm/prompt", 1) == digests[0]
+    assert storage.content_sha256("工作流/提示", 1) == digests[1]
+    with pytest.raises(NotFoundError):
+        storage.content_sha256("wf-1/llm/prompt", 2)
+
+
 def test_a_prompt_that_was_only_locked_or_probed_is_not_listed(storage: VersionStorage) -> None:
     """Taking a prompt's lock, or a failed delete, stores no version, so lists no prompt."""
     storage.save_version(version(1, "real"))
@@ -311,3 +376,29 @@ def test_concurrent_threads_numbering_under_the_lock_never_collide(
     assert storage.list_versions("shared") == list(range(1, 41))
     texts = {storage.get_version("shared", n).text for n in range(1, 41)}
     assert texts == {f"t{t} {i}" for t in range(4) for i in range(10)}
+
+
+def test_racing_saves_of_one_number_store_exactly_one(storage: VersionStorage) -> None:
+    """Without the lock: 6 threads save version 1 at once; one wins, the rest conflict."""
+    start = threading.Barrier(6)
+    outcomes: dict[str, str] = {}
+
+    def saver(name: str) -> None:
+        start.wait(THREAD_TIMEOUT)
+        try:
+            storage.save_version(version(1, "race", text=f"by {name}"))
+            outcomes[name] = "saved"
+        except ConcurrencyError:
+            outcomes[name] = "conflict"
+
+    threads = [threading.Thread(target=saver, args=(f"t{i}",), daemon=True) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(THREAD_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), "a saver thread hangs"
+    winners = [name for name, outcome in outcomes.items() if outcome == "saved"]
+    assert len(outcomes) == 6 and len(winners) == 1, outcomes
+    assert storage.list_versions("race") == [1]
+    assert storage.get_version("race", 1).text == f"by {winners[0]}"
+    assert storage.next_version_number("race") == 2
