@@ -1,4 +1,4 @@
-"""``autoopt storage`` and ``autoopt fsck``: the file store's health."""
+"""``autoopt storage`` and ``autoopt fsck``: the version store's health."""
 
 from __future__ import annotations
 
@@ -53,13 +53,21 @@ def verify(state: CliState) -> None:
 @storage_group.command("reindex")
 @pass_state
 def reindex(state: CliState) -> None:
-    """Rebuild index.json from the version files.
+    """Rebuild index.json from the version files (the file store only).
 
     \b
     Example:
       autoopt storage reindex
     """
-    count = state.container().storage.rebuild_index()
+    from autoopt.infrastructure.storage import FileSystemStorage
+
+    storage = state.container().storage
+    if not isinstance(storage, FileSystemStorage):
+        # Its prompt_heads rows are written in each save's transaction: nothing to rebuild.
+        raise click.ClickException(
+            "storage reindex applies to the file store only (storage.backend is 'database')"
+        )
+    count = storage.rebuild_index()
     click.echo(f"index.json rebuilt: {count} prompt(s)")
 
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from autoopt.domain.analyzer import PromptAnalyzer
-from autoopt.domain.errors import ConfigurationError
 from autoopt.domain.optimizer import PromptOptimizer
 from autoopt.domain.ports import Clock, EventLog, IdFactory, LLMRewriter, WorkflowCatalog
 from autoopt.domain.service import OptimizerService
@@ -23,6 +22,7 @@ from autoopt.infrastructure.memory_event_log import InMemoryEventLog
 from autoopt.infrastructure.projections.runner import ProjectionRunner
 from autoopt.infrastructure.settings import Settings, api_key
 from autoopt.infrastructure.storage import FileSystemStorage, InMemoryVersionStorage
+from autoopt.infrastructure.storage.database import DatabaseStorage
 
 if TYPE_CHECKING:
     from autoopt.infrastructure.llm.client import OpenAIRewriter
@@ -46,11 +46,12 @@ class Container:
         return SqlEventLog(self.engine)
 
     @cached_property
-    def storage(self) -> FileSystemStorage:
+    def storage(self) -> FileSystemStorage | DatabaseStorage:
         config = self.settings.storage
-        if config.backend != "filesystem":
-            raise ConfigurationError(
-                f"storage.backend: {config.backend!r} is not available yet; use 'filesystem'"
+        if config.backend == "database":
+            # In the database the events go to, so workers need share nothing else.
+            return DatabaseStorage(
+                self.engine, use_cache=config.use_cache, cache_size=config.cache_size
             )
         return FileSystemStorage(
             config.storage_dir,

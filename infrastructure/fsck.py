@@ -1,5 +1,9 @@
 """Agreement between the version files and the event log, checked and repaired.
 
+The same checks hold for the database store (``storage.backend: database``),
+its rows standing for the files; temp files and the index exist only in the
+file store, so only there does ``repair`` clean or rebuild them.
+
 The files are canonical for content; the log is canonical for what happened.
 They disagree after a crash between a file write and its event (repairable:
 the event is appended from the file), after a temp file or a stale index is
@@ -18,6 +22,7 @@ from autoopt.domain.events import VersionCreated, VersionRolledBack
 from autoopt.domain.ports import EventLog
 from autoopt.domain.versions import VersionManager
 from autoopt.infrastructure.storage import FileSystemStorage
+from autoopt.infrastructure.storage.database import DatabaseStorage
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class Finding:
     problem: str
 
 
-def check(storage: FileSystemStorage, log: EventLog) -> list[Finding]:
+def check(storage: FileSystemStorage | DatabaseStorage, log: EventLog) -> list[Finding]:
     findings = [Finding("storage", line) for line in storage.verify()]
     recorded: dict[str, dict[int, str]] = defaultdict(dict)
     for record in log.read_all():
@@ -55,14 +60,15 @@ def check(storage: FileSystemStorage, log: EventLog) -> list[Finding]:
     return findings
 
 
-def repair(storage: FileSystemStorage, versions: VersionManager) -> list[str]:
+def repair(storage: FileSystemStorage | DatabaseStorage, versions: VersionManager) -> list[str]:
     """Fix what can be fixed without guessing; returns what was done."""
     done = []
-    removed = storage.cleanup_temp_files()
-    if removed:
-        done.append(f"removed {removed} temp file(s)")
-    storage.rebuild_index()
-    done.append("rebuilt index.json")
+    if isinstance(storage, FileSystemStorage):
+        removed = storage.cleanup_temp_files()
+        if removed:
+            done.append(f"removed {removed} temp file(s)")
+        storage.rebuild_index()
+        done.append("rebuilt index.json")
     for prompt_id in storage.list_prompts():
         for number in versions.reconcile(prompt_id):
             done.append(f"{prompt_id}: recorded version {number} in the log")
