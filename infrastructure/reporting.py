@@ -16,7 +16,7 @@ from sqlalchemy import DateTime, Engine, text
 
 from autoopt.infrastructure.llm.cache import ResponseCache
 from autoopt.infrastructure.projections.runner import ProjectionRunner
-from autoopt.infrastructure.storage import FileSystemStorage
+from autoopt.infrastructure.storage import DatabaseStorage, FileSystemStorage
 
 # View: the columns its rows are sorted by (oldest first, as a ledger reads),
 # and its timestamp columns. Sorting happens here, by code point: an ORDER BY
@@ -64,7 +64,9 @@ class Reports:
         rows.sort(key=lambda row: tuple(row[c] for c in order))
         return ViewRows(columns, rows)
 
-    def cache(self, llm_cache: ResponseCache, storage: FileSystemStorage) -> dict[str, Any]:
+    def cache(
+        self, llm_cache: ResponseCache, storage: FileSystemStorage | DatabaseStorage
+    ) -> dict[str, Any]:
         """What caching saved, as far as anything records it.
 
         The version store's LRU lives in each process and its counters end
