@@ -25,6 +25,7 @@ from autoopt.cli.report_commands import report_group
 from autoopt.cli.report_html import report_html
 from autoopt.cli.runs_audit import audit
 from autoopt.cli.runs_commands import runs_group
+from autoopt.cli.sql_command import sql
 from autoopt.cli.versions_commands import versions_group
 from autoopt.domain.errors import OptimizerError
 
@@ -91,6 +92,7 @@ cli.add_command(llm_group)
 cli.add_command(projections_group)
 cli.add_command(runs_group)
 cli.add_command(report_group)
+cli.add_command(sql)
 runs_group.add_command(audit)
 report_group.add_command(report_html)
 

@@ -14,6 +14,7 @@ surface as the bug it is::
     │   ├── NotADatabaseError       the database file is not SQLite
     │   ├── SchemaVersionError      the database is behind (or ahead of) the code
     │   ├── ImmutableRecordError    something tried to change what is append-only
+    │   ├── ReadOnlyError           a query that may only read tried to write
     │   └── ProjectionError         a read model could not apply an event
     ├── EventSchemaError            a stored event cannot be read back
     └── LLMError                    the language model could not be used
@@ -69,6 +70,10 @@ class SchemaVersionError(StorageError):
 
 class ImmutableRecordError(StorageError):
     """An UPDATE or DELETE was attempted on append-only data."""
+
+
+class ReadOnlyError(StorageError):
+    """A statement given to a read-only command would write; it was refused, nothing changed."""
 
 
 class ProjectionError(StorageError):
