@@ -63,11 +63,12 @@ def report_group() -> None:
 def strategies(state: CliState, fmt: str) -> None:
     """How well each strategy did, over every run.
 
-    View v_strategy_effectiveness. Rate is accepted / tried; mean gain is the mean score gain (after - before)
-    of the accepted rounds; mean confidence is over every round. A row
-    "llm_guided->structure_focus" holds the rounds in which the LLM strategy
-    fell back to its rule: the rule made the candidate, the LLM call (if one
-    was made) is counted and costed there.
+    View v_strategy_effectiveness. Rate is accepted / tried; mean gain is
+    the mean score gain (after - before) of the accepted rounds; mean
+    confidence is over every round. A row "llm_guided->structure_focus"
+    holds the rounds in which the LLM strategy fell back to its rule: the
+    rule made the candidate, the LLM call (if one was made) is counted and
+    costed there.
 
     \b
     Examples:
@@ -202,10 +203,11 @@ def runs(state: CliState, fmt: str) -> None:
 def confidence(state: CliState, fmt: str) -> None:
     """Confidence of accepted and rejected rounds.
 
-    A histogram over every round: ten buckets of 0.1 (view v_confidence_histogram; each holds its lower
-    bound, the last one 1.0 too). The table draws one "#" per accepted and
-    one "." per rejected round, scaled down when a bucket holds more than
-    fifty; JSON and CSV give the counts.
+    A histogram over every round: ten buckets of 0.1 (view
+    v_confidence_histogram; each holds its lower bound, the last one 1.0
+    too). The table draws one "#" per accepted and one "." per rejected
+    round, scaled down when a bucket holds more than fifty; JSON and CSV
+    give the counts.
 
     \b
     Examples:

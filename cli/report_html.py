@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from autoopt.cli.context import CliState, pass_state
-from autoopt.cli.runs_audit import _document, _read
+from autoopt.cli.runs_audit import audit_document, read_run
 from autoopt.cli.runs_commands import resolve_run
 
 
@@ -48,7 +48,7 @@ def report_html(state: CliState, run_id: str, out_file: Path, force: bool) -> No
         raise click.ClickException(_exists(out_file))
     run = resolve_run(state, run_id)
     run_id = str(run["run_id"])
-    document = _document(run, _read(state, run_id))
+    document = audit_document(run, read_run(state, run_id))
     page = render_report(document, _extracted_texts(state, run_id))
     _write(out_file, page.encode("utf-8"), replace=force)
     click.echo(f"Wrote {out_file}")

@@ -54,7 +54,7 @@ def audit(state: CliState, run_id: str, fmt: str) -> None:
       autoopt runs audit 5805acc6 --format json
     """
     run = resolve_run(state, run_id)
-    document = _document(run, _read(state, str(run["run_id"])))
+    document = audit_document(run, read_run(state, str(run["run_id"])))
     if fmt == "json":
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
@@ -66,7 +66,7 @@ def audit(state: CliState, run_id: str, fmt: str) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def _read(state: CliState, run_id: str) -> dict[str, list[dict[str, Any]]]:
+def read_run(state: CliState, run_id: str) -> dict[str, list[dict[str, Any]]]:
     from sqlalchemy import Table, select
 
     from autoopt.infrastructure.projections import tables
@@ -97,7 +97,9 @@ def _read(state: CliState, run_id: str) -> dict[str, list[dict[str, Any]]]:
 # --------------------------------------------------------------------------- #
 
 
-def _document(run: Mapping[str, Any], read: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def audit_document(
+    run: Mapping[str, Any], read: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
     calls = {c["position"]: c for c in read["llm_calls"]}
     rounds: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in read["iterations"]:
