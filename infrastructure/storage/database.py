@@ -30,10 +30,10 @@ it forever:
   every machine that reaches the database takes the same key.
 - SQLite: an ``flock`` on a file per prompt in ``<database file>.locks/``,
   beside the database: every process that can open the file can take it, and
-  it never touches SQLite's own locks. A database that is not a file (in
-  memory) lives in one process, so a lock inside the process is enough there.
+  it never touches SQLite's own locks. A database named ``:memory:`` or by a
+  ``file:`` URI gets a lock inside the process only.
 
-Either lock is re-entrant for the thread that holds it. Saves and deletes do
+Either lock (``database_locks.py``) is re-entrant for the thread that holds it. Saves and deletes do
 not need it: their transaction (``BEGIN IMMEDIATE`` on SQLite, a row lock on
 the head in PostgreSQL) keeps the numbers unique on its own, and a writer that
 raced past a number gets ``ConcurrencyError``.
@@ -41,15 +41,12 @@ raced past a number gets ``ConcurrencyError``.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, LargeBinary, and_, cast, func, insert, select, text, update
+from sqlalchemy import Engine, LargeBinary, and_, cast, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from autoopt.domain.errors import (
@@ -62,12 +59,9 @@ from autoopt.domain.errors import (
 from autoopt.domain.models import PromptVersion
 from autoopt.infrastructure.db import describe_url, write_transaction
 from autoopt.infrastructure.storage.codec import content_sha256, decode_version, encode_version
-from autoopt.infrastructure.storage.locks import LockTable
+from autoopt.infrastructure.storage.database_locks import prompt_lock
 from autoopt.infrastructure.storage.lru import LRUCache
 from autoopt.infrastructure.tables import prompt_heads, prompt_versions
-
-# SQLite lock files belong to the process, like the file store's.
-_FILE_LOCKS = LockTable()
 
 _live = prompt_versions.c.deleted_at.is_(None)
 
@@ -79,16 +73,12 @@ class DatabaseStorage:
         self._cache: LRUCache[tuple[str, int], PromptVersion] = LRUCache(
             cache_size if use_cache else 0
         )
-        dialect = engine.dialect.name
-        self._lock: Callable[[str], AbstractContextManager[None]]
-        if dialect == "postgresql":
-            self._lock = _AdvisoryLocks(engine, self._translated).hold
-        elif dialect == "sqlite":
-            self._lock = _sqlite_locks(engine.url.database)
-        else:
+        if engine.dialect.name not in ("postgresql", "sqlite"):
             raise ConfigurationError(
-                f"storage.backend 'database' supports SQLite and PostgreSQL, not {dialect}"
+                "storage.backend 'database' supports SQLite and PostgreSQL, "
+                f"not {engine.dialect.name}"
             )
+        self._lock = prompt_lock(engine, self._translated)
 
     def close(self) -> None:
         """Nothing to flush: every save is committed. The engine belongs to the caller."""
@@ -349,89 +339,6 @@ class DatabaseStorage:
             raise StorageError(f"{self._where}: {message or type(exc.orig).__name__}") from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"{self._where}: database error ({type(exc).__name__})") from exc
-
-
-class _AdvisoryLocks:
-    """PostgreSQL session-level advisory locks, re-entrant per thread."""
-
-    def __init__(
-        self, engine: Engine, translated: Callable[[], AbstractContextManager[None]]
-    ) -> None:
-        self._engine = engine
-        self._translated = translated
-        self._local = threading.local()
-
-    @contextmanager
-    def hold(self, prompt_id: str) -> Iterator[None]:
-        key = advisory_key(prompt_id)
-        # Counted per key, not per prompt: two ids that share a key nest
-        # without the thread waiting for itself.
-        depth: dict[int, int] = self._local.__dict__.setdefault("depth", {})
-        if depth.get(key):
-            depth[key] += 1
-            try:
-                yield
-            finally:
-                depth[key] -= 1
-            return
-        with self._translated():
-            conn = self._engine.connect()
-        try:
-            with self._translated():
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        except BaseException:
-            # Interrupted while waiting, the server may still grant the lock to
-            # this session: the session must end, not go back to the pool.
-            conn.invalidate()
-            conn.close()
-            raise
-        depth[key] = 1
-        try:
-            yield
-        finally:
-            del depth[key]
-            try:
-                released = conn.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": key}
-                ).scalar()
-            except SQLAlchemyError:
-                released = False
-            if not released:
-                # Ending the session is what frees a session lock for certain.
-                conn.invalidate()
-            conn.close()
-
-
-def advisory_key(prompt_id: str) -> int:
-    """A stable signed 64-bit key for ``pg_advisory_lock``, the same in every process."""
-    digest = hashlib.sha256(b"autoopt prompt lock\0" + prompt_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _sqlite_locks(database: str | None) -> Callable[[str], AbstractContextManager[None]]:
-    if not database or database == ":memory:" or database.startswith("file:"):
-        process_lock = threading.RLock()
-
-        @contextmanager
-        def hold_in_process(_prompt_id: str) -> Iterator[None]:
-            with process_lock:
-                yield
-
-        return hold_in_process
-    folder = Path(database).resolve().parent / f"{Path(database).name}.locks"
-
-    @contextmanager
-    def hold(prompt_id: str) -> Iterator[None]:
-        try:
-            folder.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"{folder}: cannot create ({exc.strerror})") from exc
-        name = hashlib.sha256(prompt_id.encode("utf-8")).hexdigest()[:32]
-        with _FILE_LOCKS.get(folder / f"{name}.lock").hold():
-            yield
-
-    return hold
 
 
 def _head_text(head: tuple[int, int] | None) -> str:
