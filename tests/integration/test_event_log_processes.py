@@ -120,9 +120,19 @@ def test_concurrent_writers_get_gap_free_unique_positions(
     for name, result in concurrent_writes.writers.items():
         assert [stored_at[e] for e in result["event_ids"]] == result["positions"], name
 
-    # Without overlap the test would prove nothing: serial writers leave 8 blocks.
-    switches = sum(a.stream_id != b.stream_id for a, b in pairwise(concurrent_writes.log))
-    assert switches > 2 * WRITERS, f"precondition: the writers barely overlapped ({switches})"
+    # Without overlap the test would prove nothing: serial writers leave 8 disjoint
+    # blocks. A loaded machine interleaves less, so ask only that most writers'
+    # spans of positions cross another writer's span (serial ones cross none).
+    spans = [(min(r["positions"]), max(r["positions"])) for r in concurrent_writes.writers.values()]
+    crossing = sum(
+        any(
+            lo < other_hi and other_lo < hi
+            for other_lo, other_hi in spans
+            if (other_lo, other_hi) != (lo, hi)
+        )
+        for lo, hi in spans
+    )
+    assert crossing > WRITERS // 2, f"precondition: the writers barely overlapped ({crossing})"
 
 
 def test_each_stream_has_versions_one_to_200_in_append_order(
