@@ -1,8 +1,8 @@
 """Projectors: how each event becomes rows of one reporting table.
 
 A projector names its table and the event types it reads; every other event
-type passes it by (its checkpoint still moves past it). Rows are written with
-plain INSERT/UPDATE statements in the runner's transaction, together with the
+type passes it by (its checkpoint still moves past it). Rows go through the
+batch's ``RowWriter`` in the runner's transaction, together with the
 checkpoint, so an event is applied exactly once.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Table
 
 from autoopt.domain.events import (
     DomainEvent,
@@ -28,8 +28,9 @@ from autoopt.domain.events import (
 )
 from autoopt.domain.ports import RecordedEvent
 from autoopt.infrastructure.projections import tables
+from autoopt.infrastructure.projections.row_writer import RowWriter
 
-Apply = Callable[[Connection, RecordedEvent], None]
+Apply = Callable[[RowWriter, RecordedEvent], None]
 
 
 @dataclass(frozen=True)
@@ -38,17 +39,18 @@ class Projector:
     table: Table
     handlers: dict[type[DomainEvent], Apply]
 
-    def apply(self, conn: Connection, record: RecordedEvent) -> None:
+    def apply(self, writer: RowWriter, record: RecordedEvent) -> None:
         handler = self.handlers.get(type(record.event))
         if handler is not None:
-            handler(conn, record)
+            handler(writer, record)
 
 
-def _run_started(conn: Connection, record: RecordedEvent) -> None:
+def _run_started(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, RunStarted)
-    conn.execute(
-        insert(tables.runs).values(
+    w.insert(
+        tables.runs,
+        dict(
             run_id=e.run_id,
             workflow_id=e.workflow_id,
             app_name=e.app_name,
@@ -59,7 +61,7 @@ def _run_started(conn: Connection, record: RecordedEvent) -> None:
             status="running",
             started_at=e.occurred_at,
             **_settings(e.config),
-        )
+        ),
     )
 
 
@@ -77,11 +79,11 @@ def _settings(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_completed(conn: Connection, record: RecordedEvent) -> None:
+def _run_completed(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, RunCompleted)
     _finish(
-        conn,
+        w,
         e.run_id,
         status="completed",
         finished_at=e.occurred_at,
@@ -93,11 +95,11 @@ def _run_completed(conn: Connection, record: RecordedEvent) -> None:
     )
 
 
-def _run_failed(conn: Connection, record: RecordedEvent) -> None:
+def _run_failed(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, RunFailed)
     _finish(
-        conn,
+        w,
         e.run_id,
         status="failed",
         finished_at=e.occurred_at,
@@ -106,19 +108,16 @@ def _run_failed(conn: Connection, record: RecordedEvent) -> None:
     )
 
 
-def _finish(conn: Connection, run_id: str, **values: Any) -> None:
-    result = conn.execute(
-        update(tables.runs).where(tables.runs.c.run_id == run_id).values(**values)
-    )
-    if result.rowcount != 1:
-        raise LookupError(f"run {run_id} has no RunStarted before it")
+def _finish(w: RowWriter, run_id: str, **values: Any) -> None:
+    w.update(tables.runs, {"run_id": run_id}, values, f"run {run_id} has no RunStarted before it")
 
 
-def _prompt_extracted(conn: Connection, record: RecordedEvent) -> None:
+def _prompt_extracted(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, PromptExtracted)
-    conn.execute(
-        insert(tables.prompts).values(
+    w.insert(
+        tables.prompts,
+        dict(
             run_id=e.run_id,
             prompt_id=e.prompt_id,
             node_id=e.node_id,
@@ -130,35 +129,34 @@ def _prompt_extracted(conn: Connection, record: RecordedEvent) -> None:
             characters=len(e.text),
             variables=len(e.variables),
             position=record.position,
-        )
+        ),
     )
 
 
-def _prompt_analyzed(conn: Connection, record: RecordedEvent) -> None:
+def _prompt_analyzed(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, PromptAnalyzed)
-    prompts = tables.prompts
-    result = conn.execute(
-        update(prompts)
-        .where(prompts.c.run_id == e.run_id, prompts.c.prompt_id == e.prompt_id)
-        .values(
+    w.update(
+        tables.prompts,
+        {"run_id": e.run_id, "prompt_id": e.prompt_id},
+        dict(
             baseline_overall=e.scores.overall,
             baseline_clarity=e.scores.clarity,
             baseline_efficiency=e.scores.efficiency,
             issues=",".join(e.issues),
             triage=e.decision,
             triage_reason=e.reason,
-        )
+        ),
+        f"prompt {e.prompt_id} of run {e.run_id} has no PromptExtracted",
     )
-    if result.rowcount != 1:
-        raise LookupError(f"prompt {e.prompt_id} of run {e.run_id} has no PromptExtracted")
 
 
-def _iteration(conn: Connection, record: RecordedEvent) -> None:
+def _iteration(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, IterationCompleted)
-    conn.execute(
-        insert(tables.iterations).values(
+    w.insert(
+        tables.iterations,
+        dict(
             position=record.position,
             run_id=e.run_id,
             prompt_id=e.prompt_id,
@@ -173,18 +171,19 @@ def _iteration(conn: Connection, record: RecordedEvent) -> None:
             fallback_from=e.fallback_from,
             fallback_error=e.fallback_error,
             occurred_at=e.occurred_at,
-        )
+        ),
     )
 
 
-def _llm_call(conn: Connection, record: RecordedEvent) -> None:
+def _llm_call(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, IterationCompleted)
     x = e.llm_exchange
     if x is None:
         return
-    conn.execute(
-        insert(tables.llm_calls).values(
+    w.insert(
+        tables.llm_calls,
+        dict(
             position=record.position,
             run_id=e.run_id,
             prompt_id=e.prompt_id,
@@ -200,16 +199,17 @@ def _llm_call(conn: Connection, record: RecordedEvent) -> None:
             latency_ms=x.latency_ms,
             error=x.error,
             occurred_at=e.occurred_at,
-        )
+        ),
     )
 
 
-def _version_created(conn: Connection, record: RecordedEvent) -> None:
+def _version_created(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, VersionCreated)
     scores = e.scores
-    conn.execute(
-        insert(tables.versions).values(
+    w.insert(
+        tables.versions,
+        dict(
             prompt_id=e.prompt_id,
             version=e.version,
             kind=e.kind,
@@ -223,15 +223,16 @@ def _version_created(conn: Connection, record: RecordedEvent) -> None:
             run_id=e.run_id,
             created_at=e.occurred_at,
             position=record.position,
-        )
+        ),
     )
 
 
-def _version_rolled_back(conn: Connection, record: RecordedEvent) -> None:
+def _version_rolled_back(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, VersionRolledBack)
-    conn.execute(
-        insert(tables.versions).values(
+    w.insert(
+        tables.versions,
+        dict(
             prompt_id=e.prompt_id,
             version=e.version,
             kind="rollback",
@@ -240,15 +241,16 @@ def _version_rolled_back(conn: Connection, record: RecordedEvent) -> None:
             restored_version=e.restored_version,
             created_at=e.occurred_at,
             position=record.position,
-        )
+        ),
     )
 
 
-def _patch(conn: Connection, record: RecordedEvent) -> None:
+def _patch(w: RowWriter, record: RecordedEvent) -> None:
     e = record.event
     assert isinstance(e, PatchEmitted)
-    conn.execute(
-        insert(tables.patches).values(
+    w.insert(
+        tables.patches,
+        dict(
             position=record.position,
             run_id=e.run_id,
             prompt_id=e.prompt_id,
@@ -256,7 +258,7 @@ def _patch(conn: Connection, record: RecordedEvent) -> None:
             document_path=e.patch.selector_value,
             old_text=e.old_text,
             new_text=e.new_text,
-        )
+        ),
     )
 
 

@@ -1,18 +1,20 @@
 """Running projectors over the log: catch-up from a checkpoint, status, rebuild.
 
-Each batch of events is applied in one write transaction together with the
-projector's new checkpoint, so a crash applies a batch wholly or not at all:
-nothing is applied twice and nothing is skipped. A projector that fails on an
-event stops with a ``ProjectionError`` naming the position and the type.
+The log is read once for all projectors: each batch of events goes to every
+projector whose checkpoint is behind it, and their rows and new checkpoints
+are written in one write transaction, so a crash applies a batch wholly or
+not at all: nothing is applied twice and nothing is skipped. A projector that
+fails on an event stops with a ``ProjectionError`` naming the position and
+the type.
 
-A rebuild empties a projector's table, resets its checkpoint and replays the
-whole log in one transaction; readers (WAL on SQLite, MVCC on PostgreSQL)
-keep seeing the old rows until it commits, so nobody sees a half-built table.
+A rebuild empties every table, resets the checkpoints and replays the whole
+log in one transaction; readers (WAL on SQLite, MVCC on PostgreSQL) keep
+seeing the old rows until it commits, so nobody sees a half-built table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -23,6 +25,7 @@ from autoopt.domain.ports import RecordedEvent
 from autoopt.infrastructure.db import write_transaction
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.projections.projectors import PROJECTORS, Projector
+from autoopt.infrastructure.projections.row_writer import RowError, RowWriter, StatementCache
 from autoopt.infrastructure.projections.tables import projection_checkpoints
 
 BATCH = 1000
@@ -46,73 +49,90 @@ class ProjectionRunner:
         self._engine = engine
         self._log = log
         self.projectors = tuple(projectors)
+        self._statements = StatementCache()
 
     def status(self) -> list[ProjectionStatus]:
         head = self._log.last_position()
         with self._engine.connect() as conn:
-            marks: dict[str, int] = dict(conn.execute(select(projection_checkpoints)).all())
-        return [ProjectionStatus(p.name, int(marks.get(p.name, 0)), head) for p in self.projectors]
+            marks = _checkpoints(conn)
+        return [ProjectionStatus(p.name, marks.get(p.name, 0), head) for p in self.projectors]
 
     def catch_up(self) -> dict[str, int]:
         """Apply every event past each checkpoint; returns how many each projector read."""
-        return {p.name: self._catch_up(p) for p in self.projectors}
-
-    def rebuild(self) -> dict[str, int]:
-        applied = {}
-        for projector in self.projectors:
-            with write_transaction(self._engine) as conn:
-                conn.execute(delete(projector.table))
-                _set_checkpoint(conn, projector.name, 0)
-                position = 0
-                count = 0
-                while True:
-                    records = list(self._log.read_all(after_position=position, limit=BATCH))
-                    if not records:
-                        break
-                    _apply(conn, projector, records)
-                    position = records[-1].position
-                    count += len(records)
-                _set_checkpoint(conn, projector.name, position)
-            applied[projector.name] = count
-        return applied
-
-    def _catch_up(self, projector: Projector) -> int:
-        total = 0
+        read = {p.name: 0 for p in self.projectors}
         while True:
             with write_transaction(self._engine) as conn:
-                # Read the checkpoint under the write lock: two runners never both apply a batch.
-                position = _checkpoint(conn, projector.name)
+                # Read the checkpoints under the write lock: two runners never both apply a batch.
+                stored = _checkpoints(conn)
+                marks = {p.name: stored.get(p.name, 0) for p in self.projectors}
+                records = list(self._log.read_all(after_position=min(marks.values()), limit=BATCH))
+                if not records:
+                    return read
+                self._apply(conn, records, marks)
+                last = records[-1].position
+                for projector in self.projectors:
+                    if marks[projector.name] < last:
+                        read[projector.name] += sum(
+                            r.position > marks[projector.name] for r in records
+                        )
+                        _set_checkpoint(conn, projector.name, last, projector.name in stored)
+
+    def rebuild(self) -> dict[str, int]:
+        with write_transaction(self._engine) as conn:
+            for projector in self.projectors:
+                conn.execute(delete(projector.table))
+            conn.execute(delete(projection_checkpoints))
+            marks = {p.name: 0 for p in self.projectors}
+            position = count = 0
+            while True:
                 records = list(self._log.read_all(after_position=position, limit=BATCH))
                 if not records:
-                    return total
-                _apply(conn, projector, records)
-                _set_checkpoint(conn, projector.name, records[-1].position)
-            total += len(records)
+                    break
+                self._apply(conn, records, marks)
+                position = records[-1].position
+                count += len(records)
+            for projector in self.projectors:
+                _set_checkpoint(conn, projector.name, position, exists=False)
+        return {p.name: count for p in self.projectors}
 
-
-def _apply(conn: Connection, projector: Projector, records: list[RecordedEvent]) -> None:
-    for record in records:
+    def _apply(
+        self, conn: Connection, records: Sequence[RecordedEvent], marks: dict[str, int]
+    ) -> None:
+        writer = RowWriter(conn, self._statements)
+        for record in records:
+            writer.record = record
+            for projector in self.projectors:
+                if record.position <= marks[projector.name]:
+                    continue
+                writer.projector = projector.name
+                try:
+                    projector.apply(writer, record)
+                except (SQLAlchemyError, LookupError, ValueError) as exc:
+                    raise _stopped(projector.name, record, exc) from exc
         try:
-            projector.apply(conn, record)
-        except (SQLAlchemyError, LookupError, ValueError) as exc:
-            raise ProjectionError(
-                f"projection {projector.name} stopped at position {record.position} "
-                f"({record.event.event_type}): {exc}"
-            ) from exc
+            writer.flush()
+        except RowError as exc:
+            raise _stopped(exc.projector, exc.record, exc) from exc
 
 
-def _checkpoint(conn: Connection, name: str) -> int:
-    value = conn.execute(
-        select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
-    ).scalar()
-    return int(value or 0)
-
-
-def _set_checkpoint(conn: Connection, name: str, position: int) -> None:
-    moved = conn.execute(
-        update(projection_checkpoints)
-        .where(projection_checkpoints.c.name == name)
-        .values(position=position)
+def _stopped(projector: str, record: RecordedEvent, cause: BaseException) -> ProjectionError:
+    return ProjectionError(
+        f"projection {projector} stopped at position {record.position} "
+        f"({record.event.event_type}): {cause}"
     )
-    if moved.rowcount == 0:
+
+
+def _checkpoints(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(projection_checkpoints.c.name, projection_checkpoints.c.position))
+    return {name: int(position) for name, position in rows}
+
+
+def _set_checkpoint(conn: Connection, name: str, position: int, exists: bool) -> None:
+    if exists:
+        conn.execute(
+            update(projection_checkpoints)
+            .where(projection_checkpoints.c.name == name)
+            .values(position=position)
+        )
+    else:
         conn.execute(insert(projection_checkpoints).values(name=name, position=position))

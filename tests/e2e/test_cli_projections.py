@@ -18,7 +18,7 @@ from autoopt.infrastructure.projections import tables
 from autoopt.infrastructure.projections.runner import ProjectionRunner
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import Invoke
-from tests.factories import at
+from tests.factories import at, prompt_extracted, run_started
 
 EXAMPLE = REPO_ROOT / "examples" / "support_bot.yml"
 READ_MODELS = [
@@ -133,6 +133,31 @@ def test_an_event_a_projector_cannot_apply_stops_it_at_that_position(sqlite_engi
     ):
         runner.catch_up()
     assert {s.name: s.checkpoint for s in runner.status()}["runs"] == 0
+
+
+@pytest.mark.parametrize("same_batch", [True, False], ids=["same batch", "later batch"])
+def test_a_row_the_table_refuses_stops_the_projector_at_its_event(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, same_batch: bool
+) -> None:
+    """Rows are written a batch at a time; a refused one still names its own event.
+
+    The same prompt extracted twice in one run: within one batch the writer
+    refuses it, across batches the table's primary key does, and either way the
+    projector stops at the second event and its batch is not applied."""
+    log = SqlEventLog(sqlite_engine)
+    log.append("run-run-1", [run_started(), prompt_extracted(), prompt_extracted()], 0)
+    if not same_batch:
+        monkeypatch.setattr(runner_module, "BATCH", 2)
+    runner = ProjectionRunner(sqlite_engine, log)
+    with pytest.raises(
+        ProjectionError, match=r"projection prompts stopped at position 3 \(PromptExtracted\)"
+    ):
+        runner.catch_up()
+    checkpoints = {s.name: s.checkpoint for s in runner.status()}
+    assert checkpoints["prompts"] == (0 if same_batch else 2)
+    with sqlite_engine.connect() as conn:
+        stored = conn.execute(select(tables.prompts.c.position)).scalars().all()
+    assert stored == ([] if same_batch else [2])
 
 
 def test_rebuild_through_the_cli(optimized: Invoke) -> None:
