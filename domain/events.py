@@ -29,6 +29,7 @@ ENVELOPE_FIELDS = frozenset(
 
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
+_SCHEMA_VERSIONS: dict[type, int] = {}
 
 
 class DomainEvent(BaseModel):
@@ -59,9 +60,13 @@ class DomainEvent(BaseModel):
 
     @classmethod
     def current_schema_version(cls) -> int:
-        default = cls.model_fields["schema_version"].default
-        assert isinstance(default, int)
-        return default
+        # Read once per class: reading the log asks for every event it decodes.
+        known = _SCHEMA_VERSIONS.get(cls)
+        if known is None:
+            default = cls.model_fields["schema_version"].default
+            assert isinstance(default, int)
+            known = _SCHEMA_VERSIONS[cls] = default
+        return known
 
     def payload(self) -> Payload:
         """The JSON-ready payload, without the envelope."""

@@ -18,7 +18,7 @@ from datetime import UTC
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, String, Text, cast, func, select, type_coerce
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from autoopt.domain.errors import (
@@ -37,6 +37,20 @@ from autoopt.domain.ports import (
 from autoopt.infrastructure.db import describe_url
 from autoopt.infrastructure.event_mapper import event_to_row, row_to_recorded
 from autoopt.infrastructure.tables import events
+
+# Every column as stored, but the time and the payload as text: SQLAlchemy parses
+# SQLite's DATETIME text with a regular expression and the payload into a dict,
+# the two largest costs of reading the log; the mapper parses the time with
+# fromisoformat and hands the payload text to pydantic's JSON validator (in
+# Rust). PostgreSQL's driver returns a datetime either way; JSONB is cast to text.
+_EVENT_COLUMNS = [
+    type_coerce(c, String).label(c.name)
+    if c.name == "occurred_at"
+    else cast(c, Text).label(c.name)
+    if c.name == "payload"
+    else c
+    for c in events.columns
+]
 
 READ_PAGE_SIZE = 500
 _INSERT_COLUMNS = (
@@ -201,7 +215,7 @@ class SqlEventLog:
 
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         query = (
-            select(events)
+            select(*_EVENT_COLUMNS)
             .where(events.c.stream_id == stream_id, events.c.stream_version > after_version)
             .order_by(events.c.stream_version)
         )
@@ -221,7 +235,9 @@ class SqlEventLog:
         while remaining is None or remaining > 0:
             page = READ_PAGE_SIZE if remaining is None else min(READ_PAGE_SIZE, remaining)
             query = (
-                select(events).where(events.c.position > cursor).order_by(events.c.position)
+                select(*_EVENT_COLUMNS)
+                .where(events.c.position > cursor)
+                .order_by(events.c.position)
             ).limit(page)
             with self._translated(), self._engine.connect() as conn:
                 rows = [row_to_recorded(row._mapping) for row in conn.execute(query)]
@@ -253,7 +269,7 @@ class SqlEventLog:
 
     def _one(self, condition: object, missing: str) -> RecordedEvent:
         with self._translated(), self._engine.connect() as conn:
-            row = conn.execute(select(events).where(condition)).first()  # type: ignore[arg-type]
+            row = conn.execute(select(*_EVENT_COLUMNS).where(condition)).first()  # type: ignore[arg-type]
         if row is None:
             raise NotFoundError(missing)
         return row_to_recorded(row._mapping)

@@ -172,3 +172,20 @@ def test_run_started_keeps_the_dsl_text_byte_for_byte(log: EventLog) -> None:
     recorded = log.get(1).event
     assert isinstance(recorded, RunStarted)
     assert recorded.dsl_text == text
+
+
+@pytest.mark.parametrize(
+    "correlation_id",
+    ['quote " and \\ backslash', "line\nbreak\ttab", "中文 ✓", "", None],
+    ids=["quote-backslash", "control", "unicode", "empty", "none"],
+)
+def test_envelope_text_of_any_shape_reads_back_equal(
+    log: EventLog, correlation_id: str | None
+) -> None:
+    """Reading builds each event's JSON from its columns: any id text must survive it."""
+    event = prompt_extracted().model_copy(
+        update={"correlation_id": correlation_id, "causation_id": correlation_id}
+    )
+    log.append("run-odd", [event], 0)
+    [stored] = log.read_stream("run-odd")
+    assert stored.event == event
