@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -102,12 +102,19 @@ def create_db_engine(settings: DatabaseSettings) -> Engine:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the database's write lock from its first statement."""
+def write_transaction(engine: Engine, lock_key: int | None = None) -> Iterator[Connection]:
+    """A transaction that holds the database's write lock from its first statement.
+
+    SQLite has one write lock for the whole file. PostgreSQL has none: a
+    caller that must exclude other writers of the same thing names it with
+    ``lock_key``, and the transaction first takes that advisory lock.
+    """
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection = connection.execution_options(sqlite_begin="IMMEDIATE")
         with connection.begin():
+            if lock_key is not None and engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
             yield connection
 
 

@@ -29,6 +29,8 @@ from autoopt.infrastructure.projections.row_writer import RowError, RowWriter, S
 from autoopt.infrastructure.projections.tables import projection_checkpoints
 
 BATCH = 1000
+# Catch-ups and rebuilds exclude each other (on SQLite the file's write lock does it).
+PROJECTIONS_LOCK = 7316842002
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class ProjectionRunner:
         """Apply every event past each checkpoint; returns how many each projector read."""
         read = {p.name: 0 for p in self.projectors}
         while True:
-            with write_transaction(self._engine) as conn:
+            with write_transaction(self._engine, PROJECTIONS_LOCK) as conn:
                 # Read the checkpoints under the write lock: two runners never both apply a batch.
                 stored = _checkpoints(conn)
                 marks = {p.name: stored.get(p.name, 0) for p in self.projectors}
@@ -78,7 +80,7 @@ class ProjectionRunner:
                         _set_checkpoint(conn, projector.name, last, projector.name in stored)
 
     def rebuild(self) -> dict[str, int]:
-        with write_transaction(self._engine) as conn:
+        with write_transaction(self._engine, PROJECTIONS_LOCK) as conn:
             for projector in self.projectors:
                 conn.execute(delete(projector.table))
             conn.execute(delete(projection_checkpoints))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -51,9 +50,6 @@ pytestmark = [
 WORKERS = 4
 APPS_EACH = 2
 SHARED_BY = (0, 2)  # workers 1 and 3 also optimize the same app, before their own
-KNOWN_RACE = re.compile(
-    r"Error: projection \w+ stopped at position \d+ \(\w+\): \(psycopg\.errors\.UniqueViolation\)"
-)
 RUN_TIMEOUT = 75.0  # seconds for all workers; they take a few
 
 
@@ -119,12 +115,6 @@ def run_workers(commands: list[list[str]], folders: list[Path]) -> list[str]:
         for i, (p, f) in enumerate(zip(processes, folders, strict=True))
         if p.returncode != 0
     ]
-    failed = [f for p, f in zip(processes, folders, strict=True) if p.returncode != 0]
-    if failed and all(KNOWN_RACE.search((f / "err").read_text(errors="replace")) for f in failed):
-        # Two catch-ups on PostgreSQL both apply a batch: ProjectionRunner.catch_up
-        # reads the checkpoints in write_transaction(), which takes a write lock on
-        # SQLite (BEGIN IMMEDIATE) but none on PostgreSQL. Remove with the fix.
-        pytest.xfail("known bug: concurrent projection catch-ups race on PostgreSQL")
     assert not report, "worker(s) failed or hung:\n" + "\n".join(report)
     return [(f / "out").read_text() for f in folders]
 
