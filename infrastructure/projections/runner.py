@@ -46,11 +46,17 @@ class ProjectionStatus:
 
 class ProjectionRunner:
     def __init__(
-        self, engine: Engine, log: SqlEventLog, projectors: Iterable[Projector] = PROJECTORS
+        self,
+        engine: Engine,
+        log: SqlEventLog,
+        projectors: Iterable[Projector] = PROJECTORS,
+        batch: int = BATCH,
     ) -> None:
         self._engine = engine
         self._log = log
         self.projectors = tuple(projectors)
+        # Events per transaction: larger batches are faster, smaller ones hold the lock less.
+        self.batch = batch
         self._statements = StatementCache()
 
     def status(self) -> list[ProjectionStatus]:
@@ -67,7 +73,9 @@ class ProjectionRunner:
                 # Read the checkpoints under the write lock: two runners never both apply a batch.
                 stored = _checkpoints(conn)
                 marks = {p.name: stored.get(p.name, 0) for p in self.projectors}
-                records = list(self._log.read_all(after_position=min(marks.values()), limit=BATCH))
+                records = list(
+                    self._log.read_all(after_position=min(marks.values()), limit=self.batch)
+                )
                 if not records:
                     return read
                 self._apply(conn, records, marks)
@@ -87,7 +95,7 @@ class ProjectionRunner:
             marks = {p.name: 0 for p in self.projectors}
             position = count = 0
             while True:
-                records = list(self._log.read_all(after_position=position, limit=BATCH))
+                records = list(self._log.read_all(after_position=position, limit=self.batch))
                 if not records:
                     break
                 self._apply(conn, records, marks)

@@ -27,7 +27,6 @@ from autoopt.cli.main import cli
 from autoopt.domain.errors import ProjectionError
 from autoopt.domain.events import RunCompleted
 from autoopt.infrastructure.event_store import SqlEventLog
-from autoopt.infrastructure.projections import runner as runner_module
 from autoopt.infrastructure.projections import tables
 from autoopt.infrastructure.projections.projectors import PROJECTORS
 from autoopt.infrastructure.projections.runner import ProjectionRunner
@@ -116,7 +115,7 @@ def test_the_commands_catch_up_equals_a_rebuild(optimized: Database) -> None:
 
 
 def test_catching_up_in_small_steps_with_fresh_runners_equals_one_rebuild(
-    optimized: Database, monkeypatch: pytest.MonkeyPatch
+    optimized: Database,
 ) -> None:
     """Emptied read models caught up by several fresh runners (as separate
     commands would), each for a few projectors and in batches of a few events,
@@ -136,22 +135,21 @@ def test_catching_up_in_small_steps_with_fresh_runners_equals_one_rebuild(
     for size in (1, 2, 2):
         chosen = rng.sample(untouched, size)
         untouched = [p for p in untouched if p not in chosen]
-        monkeypatch.setattr(runner_module, "BATCH", rng.randint(1, 7))
-        applied = ProjectionRunner(engine, SqlEventLog(engine), chosen).catch_up()
+        runner = ProjectionRunner(engine, SqlEventLog(engine), chosen, batch=rng.randint(1, 7))
+        applied = runner.catch_up()
         assert all(applied.values())
         marks = checkpoints(engine)
         assert {marks[p.name] for p in chosen} == {head}
     assert untouched
     assert {checkpoints(engine)[p.name] for p in untouched} == {0}
-    monkeypatch.setattr(runner_module, "BATCH", 5)
-    ProjectionRunner(engine, SqlEventLog(engine)).catch_up()
+    ProjectionRunner(engine, SqlEventLog(engine), batch=5).catch_up()
     assert set(checkpoints(engine).values()) == {head}
     assert snapshot(engine) == rebuilt
 
 
 @pytest.mark.parametrize("batch", [1, 1000], ids=["one event a batch", "one batch"])
 def test_an_event_a_projector_cannot_apply_stops_it_at_that_position(
-    database: Database, monkeypatch: pytest.MonkeyPatch, batch: int
+    database: Database, batch: int
 ) -> None:
     """A RunCompleted with no RunStarted stops the runs projector with a
     ProjectionError naming position and type; its checkpoint stays before the
@@ -168,13 +166,12 @@ def test_an_event_a_projector_cannot_apply_stops_it_at_that_position(
         versions_created=0,
     )
     log.append("run-ghost", [orphan], 0)
-    monkeypatch.setattr(runner_module, "BATCH", batch)
     stopped = r"projection runs stopped at position 2 \(RunCompleted\)"
     with pytest.raises(ProjectionError, match=stopped):
-        ProjectionRunner(engine, log).catch_up()
+        ProjectionRunner(engine, log, batch=batch).catch_up()
     assert checkpoints(engine)["runs"] == (1 if batch == 1 else 0)
     with pytest.raises(ProjectionError, match=stopped):
-        ProjectionRunner(engine, log).catch_up()
+        ProjectionRunner(engine, log, batch=batch).catch_up()
     assert checkpoints(engine)["runs"] == (1 if batch == 1 else 0)
     with engine.connect() as conn:
         runs = conn.execute(select(tables.runs.c.run_id)).scalars().all()
@@ -183,7 +180,7 @@ def test_an_event_a_projector_cannot_apply_stops_it_at_that_position(
 
 @pytest.mark.parametrize("same_batch", [True, False], ids=["same batch", "later batch"])
 def test_a_duplicate_row_stops_the_projector_at_the_second_event(
-    database: Database, monkeypatch: pytest.MonkeyPatch, same_batch: bool
+    database: Database, same_batch: bool
 ) -> None:
     """The same prompt extracted twice in one run: the prompts projector stops at
     the second PromptExtracted (position 3), whether the row writer or the
@@ -191,12 +188,10 @@ def test_a_duplicate_row_stops_the_projector_at_the_second_event(
     engine = database.engine
     log = SqlEventLog(engine)
     log.append("run-run-1", [run_started(), prompt_extracted(), prompt_extracted()], 0)
-    if not same_batch:
-        monkeypatch.setattr(runner_module, "BATCH", 2)
     with pytest.raises(
         ProjectionError, match=r"projection prompts stopped at position 3 \(PromptExtracted\)"
     ):
-        ProjectionRunner(engine, log).catch_up()
+        ProjectionRunner(engine, log, batch=1000 if same_batch else 2).catch_up()
     assert checkpoints(engine)["prompts"] == (0 if same_batch else 2)
     with engine.connect() as conn:
         stored = conn.execute(select(tables.prompts.c.position)).scalars().all()

@@ -13,7 +13,6 @@ from sqlalchemy import Engine, select
 from autoopt.domain.errors import ProjectionError
 from autoopt.domain.events import RunCompleted
 from autoopt.infrastructure.event_store import SqlEventLog
-from autoopt.infrastructure.projections import runner as runner_module
 from autoopt.infrastructure.projections import tables
 from autoopt.infrastructure.projections.runner import ProjectionRunner
 from tests.conftest import REPO_ROOT
@@ -92,9 +91,7 @@ def test_appending_commands_leave_the_read_models_current(optimized: Invoke) -> 
     assert settings == {("llm_guided,hybrid", 80.0, 0.7, 3, None)}
 
 
-def test_catching_up_in_random_chunks_equals_a_rebuild(
-    optimized: Invoke, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_catching_up_in_random_chunks_equals_a_rebuild(optimized: Invoke) -> None:
     with optimized.services() as services:
         engine = services.engine
         incremental = snapshot(engine)
@@ -109,8 +106,8 @@ def test_catching_up_in_random_chunks_equals_a_rebuild(
                 conn.execute(projector.table.delete())
                 conn.execute(tables.projection_checkpoints.delete())
         while True:
-            monkeypatch.setattr(runner_module, "BATCH", rng.randint(1, 7))
-            applied = ProjectionRunner(engine, SqlEventLog(engine)).catch_up()
+            batch = rng.randint(1, 7)
+            applied = ProjectionRunner(engine, SqlEventLog(engine), batch=batch).catch_up()
             if not any(applied.values()):
                 break
         assert snapshot(engine) == incremental
@@ -137,7 +134,7 @@ def test_an_event_a_projector_cannot_apply_stops_it_at_that_position(sqlite_engi
 
 @pytest.mark.parametrize("same_batch", [True, False], ids=["same batch", "later batch"])
 def test_a_row_the_table_refuses_stops_the_projector_at_its_event(
-    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, same_batch: bool
+    sqlite_engine: Engine, same_batch: bool
 ) -> None:
     """Rows are written a batch at a time; a refused one still names its own event.
 
@@ -146,9 +143,7 @@ def test_a_row_the_table_refuses_stops_the_projector_at_its_event(
     projector stops at the second event and its batch is not applied."""
     log = SqlEventLog(sqlite_engine)
     log.append("run-run-1", [run_started(), prompt_extracted(), prompt_extracted()], 0)
-    if not same_batch:
-        monkeypatch.setattr(runner_module, "BATCH", 2)
-    runner = ProjectionRunner(sqlite_engine, log)
+    runner = ProjectionRunner(sqlite_engine, log, batch=1000 if same_batch else 2)
     with pytest.raises(
         ProjectionError, match=r"projection prompts stopped at position 3 \(PromptExtracted\)"
     ):

@@ -42,7 +42,7 @@ from sqlalchemy import Engine, func, select
 from autoopt.domain.models import OptimizationConfig
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.projections.projectors import PROJECTORS
-from autoopt.infrastructure.projections.runner import BATCH, ProjectionRunner
+from autoopt.infrastructure.projections.runner import ProjectionRunner
 from autoopt.infrastructure.projections.tables import projection_checkpoints
 from tests.conftest import REPO_ROOT, sqlite_url
 from tests.integration.test_projection_chunks import (
@@ -65,6 +65,9 @@ SEED = int(os.environ.get("AUTOOPT_KILL_SEED", "20261130"))
 # Each delay is up to this fraction of the reference rebuild's time: 20 of them add up to
 # about half a catch-up, so most kills find the worker busy whatever the machine's speed.
 MAX_DELAY_FRACTION = 0.1
+# The workers' batch: small enough that a kill a few milliseconds in finds some batches
+# committed and more to come (a whole catch-up takes well under a second here).
+BATCH = 100
 
 RULES = OptimizationConfig(strategies=("clarity_focus", "efficiency_focus"), max_iterations=2)
 MODEL = OptimizationConfig(
@@ -117,7 +120,7 @@ def states_at_batch_ends(source: SqlEventLog, folder: Path) -> dict[int, Tables]
     engine = open_sqlite(folder / "prefixes.db", "OFF")
     try:
         log = SqlEventLog(engine)
-        runner = ProjectionRunner(engine, log)
+        runner = ProjectionRunner(engine, log, batch=BATCH)
         states = {0: snapshot(engine)}
         position = 0
         for end in [*range(BATCH, head, BATCH), head]:
@@ -170,7 +173,7 @@ def assert_a_reader_sees_whole_batches(
 
 def start_worker(url: str) -> subprocess.Popen[str]:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.projection_worker", url],
+        [sys.executable, "-m", "tests.integration.projection_worker", url, str(BATCH)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -204,7 +207,7 @@ def test_sigkilled_projector_ends_equal_to_a_full_rebuild(tmp_path: Path, corpus
     reference_engine = open_sqlite(history / "s.db")
     try:
         started = time.perf_counter()
-        ProjectionRunner(reference_engine, SqlEventLog(reference_engine)).rebuild()
+        ProjectionRunner(reference_engine, SqlEventLog(reference_engine), batch=BATCH).rebuild()
         rebuild_seconds = time.perf_counter() - started
         reference = snapshot(reference_engine)
     finally:
