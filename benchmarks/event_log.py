@@ -1,4 +1,4 @@
-"""Append throughput of the SQLite event log, beside a floor measured in the same run.
+"""Append throughput of the SQL event log, beside a floor measured in the same run.
 
 Measured: events/s through ``SqlEventLog.append`` into a fresh, migrated SQLite
 file (WAL, ``synchronous=FULL``), for single-event transactions (round-robin over
@@ -14,6 +14,14 @@ insert the rows with ``json.dumps`` payloads.
 It leaves out just what is under scrutiny: SQLAlchemy and pydantic (the floor
 gets ``event.payload()`` dicts made before timing). "bare insert" is a leaner
 reference: INSERT + COMMIT per transaction, every parameter made in advance.
+
+With ``--postgres-url`` (or ``AUTOOPT_BENCH_POSTGRES_URL``) the same workloads
+then run against PostgreSQL, each implementation in a fresh database copied from
+a migrated template, with ``synchronous_commit=on``: ``SqlEventLog`` beside a
+floor that is psycopg making the same statements directly (the advisory lock,
+the id lookup, the heads query, one executemany, COMMIT), and a bare
+INSERT + COMMIT. The PostgreSQL table is printed under the SQLite one, with the
+same rows.
 
 Within a round the implementations run interleaved in chunks, so drifting disk
 latency (fsync time on a shared machine can change several-fold within seconds)
@@ -40,6 +48,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import postgres_target
+import psycopg
 
 from autoopt.domain.events import PromptExtracted
 from autoopt.infrastructure.db import open_database
@@ -74,6 +85,10 @@ INSERT = (
     " schema_version, occurred_at, correlation_id, causation_id, payload)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+# The same statements with psycopg's markers; the lock key is the one SqlEventLog takes.
+PG_INSERT = INSERT.replace("?", "%s")
+PG_LOCK = "SELECT pg_advisory_xact_lock(7316842001)"
 
 Batch = tuple[str, list[PromptExtracted], int]  # stream_id, events, expected_version
 Step = Callable[[], object]  # one append, one transaction
@@ -115,7 +130,11 @@ def make_batches(workload: Workload) -> list[Batch]:
 
 
 def autoopt_steps(path: Path, batches: list[Batch], stack: ExitStack) -> list[Step]:
-    engine = open_database(DatabaseSettings(url=f"sqlite:///{path}", sqlite_synchronous="FULL"))
+    return log_steps(f"sqlite:///{path}", batches, stack)
+
+
+def log_steps(url: str, batches: list[Batch], stack: ExitStack) -> list[Step]:
+    engine = open_database(DatabaseSettings(url=url, sqlite_synchronous="FULL"))
     stack.callback(engine.dispose)
     log = SqlEventLog(engine)
     return [partial(log.append, stream, events, expected) for stream, events, expected in batches]
@@ -196,23 +215,123 @@ def bare_steps(path: Path, batches: list[Batch], stack: ExitStack) -> list[Step]
     return steps
 
 
-IMPLEMENTATIONS = {"autoopt": autoopt_steps, "floor": floor_steps, "bare_insert": bare_steps}
+def pg_floor_append(
+    conn: psycopg.Connection, stream_id: str, rows: list[Row], expected: int
+) -> None:
+    """What ``SqlEventLog.append`` does on PostgreSQL, by hand."""
+    ids = [row[0] for row in rows]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(PG_LOCK)
+            marks = ",".join(["%s"] * len(ids))
+            query = f"SELECT event_id, position, stream_id FROM events WHERE event_id IN ({marks})"
+            stored = {eid: (pos, sid) for eid, pos, sid in cur.execute(query, ids)}
+            if len(stored) < len(ids):
+                if stored:
+                    raise RuntimeError("batch partly stored")
+                query = (
+                    "SELECT (SELECT coalesce(max(stream_version), 0) FROM events"
+                    " WHERE stream_id = %s), (SELECT coalesce(max(position), 0) FROM events)"
+                )
+                head = cur.execute(query, (stream_id,)).fetchone()
+                assert head is not None
+                current, last = head
+                if expected != current:
+                    raise RuntimeError(f"stream {stream_id!r} is at {current}, expected {expected}")
+                cur.executemany(
+                    PG_INSERT,
+                    [pg_params(last + k, stream_id, current + k, r) for k, r in enumerate(rows, 1)],
+                )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
-def run_round(workload: Workload, directory: Path, chunks: int) -> dict[str, float]:
-    """Events/s of each implementation on fresh files, their appends interleaved in chunks."""
+def pg_params(pos: int, stream_id: str, version: int, row: Row) -> tuple[Any, ...]:
+    eid, etype, sv, at, corr, cause, payload = row
+    return (pos, eid, stream_id, version, etype, sv, at, corr, cause, json.dumps(payload))
+
+
+def open_pg_floor(url: str, stack: ExitStack) -> psycopg.Connection:
+    conn = psycopg.connect(postgres_target.libpq_url(url))
+    stack.callback(conn.close)
+    return conn
+
+
+def pg_floor_steps(url: str, batches: list[Batch], stack: ExitStack) -> list[Step]:
+    conn = open_pg_floor(url, stack)
+    return [
+        partial(pg_floor_append, conn, s, plain_rows(events), exp) for s, events, exp in batches
+    ]
+
+
+def pg_bare_insert(conn: psycopg.Connection, params: list[tuple[Any, ...]]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(PG_INSERT, params)
+    conn.commit()
+
+
+def pg_bare_steps(url: str, batches: list[Batch], stack: ExitStack) -> list[Step]:
+    conn = open_pg_floor(url, stack)
+    steps: list[Step] = []
+    for i, (stream_id, events, expected) in enumerate(batches):
+        first = i * len(events)
+        rows = enumerate(plain_rows(events), 1)
+        params = [pg_params(first + k, stream_id, expected + k, row) for k, row in rows]
+        steps.append(partial(pg_bare_insert, conn, params))
+    return steps
+
+
+Prepare = Callable[[Any, list[Batch], ExitStack], list[Step]]
+Place = Callable[[str, ExitStack], Any]  # implementation name -> where it writes, fresh
+IMPLEMENTATIONS: dict[str, Prepare] = {
+    "autoopt": autoopt_steps,
+    "floor": floor_steps,
+    "bare_insert": bare_steps,
+}
+PG_IMPLEMENTATIONS: dict[str, Prepare] = {
+    "autoopt": log_steps,
+    "floor": pg_floor_steps,
+    "bare_insert": pg_bare_steps,
+}
+
+
+def sqlite_place(directory: Path) -> Place:
+    def place(name: str, stack: ExitStack) -> Path:
+        path = directory / f"{name}.db"
+        stack.callback(path.unlink, missing_ok=True)  # runs after the connections close
+        return path
+
+    return place
+
+
+def postgres_place(server: postgres_target.Server) -> Place:
+    def place(name: str, stack: ExitStack) -> str:
+        url = server.fresh()
+        stack.callback(server.drop, url)
+        return url
+
+    return place
+
+
+def run_round(
+    workload: Workload, chunks: int, implementations: dict[str, Prepare], place: Place
+) -> dict[str, float]:
+    """Events/s of each implementation on fresh storage, their appends interleaved in chunks."""
     with ExitStack() as stack:
         steps = {
-            name: prepare(directory / f"{name}.db", make_batches(workload), stack)
-            for name, prepare in IMPLEMENTATIONS.items()
+            name: prepare(place(name, stack), make_batches(workload), stack)
+            for name, prepare in implementations.items()
         }
         seconds = dict.fromkeys(steps, 0.0)
         names, count = list(steps), len(steps["autoopt"])
+        turn = len(names)
         gc.collect()
         gc.freeze()  # keep the prepared events out of the collector's way while timing
         try:
             for c in range(chunks):
-                for name in names[c % 3 :] + names[: c % 3]:
+                for name in names[c % turn :] + names[: c % turn]:
                     chunk = steps[name][count * c // chunks : count * (c + 1) // chunks]
                     start = time.perf_counter()
                     for step in chunk:
@@ -220,14 +339,18 @@ def run_round(workload: Workload, directory: Path, chunks: int) -> dict[str, flo
                     seconds[name] += time.perf_counter() - start
         finally:
             gc.unfreeze()
-    for name in names:
-        (directory / f"{name}.db").unlink()
     return {name: workload.events / s for name, s in seconds.items()}
 
 
-def measure(workload: Workload, rounds: int, chunks: int, directory: Path) -> dict[str, Any]:
-    samples = [run_round(workload, directory, chunks) for _ in range(rounds)]
-    rates = {name: [s[name] for s in samples] for name in IMPLEMENTATIONS}
+def measure(
+    workload: Workload,
+    rounds: int,
+    chunks: int,
+    implementations: dict[str, Prepare],
+    place: Place,
+) -> dict[str, Any]:
+    samples = [run_round(workload, chunks, implementations, place) for _ in range(rounds)]
+    rates = {name: [s[name] for s in samples] for name in implementations}
     return {
         "workload": workload.name,
         "batch_size": workload.batch_size,
@@ -238,9 +361,9 @@ def measure(workload: Workload, rounds: int, chunks: int, directory: Path) -> di
     }
 
 
-def print_table(results: list[dict[str, Any]], rounds: int) -> None:
-    print(f"SQLite event log appends, events/s, median of {rounds} rounds")
-    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, WAL, sync=FULL")
+def print_table(results: list[dict[str, Any]], rounds: int, title: str, setup: str) -> None:
+    print(f"{title} event log appends, events/s, median of {rounds} rounds")
+    print(setup)
     head = f"{'workload':<24}{'autoopt':>9}{'floor':>9}{'ratio':>8}{'aim':>10}{'bare insert':>13}"
     print(f"{head}\n{'-' * len(head)}")
     for i, res in enumerate(results):
@@ -254,21 +377,63 @@ def print_table(results: list[dict[str, Any]], rounds: int) -> None:
     print(f"aim (single-event >= {AIM:.2f}x floor): {'met' if single >= AIM else 'NOT met'}")
 
 
+def print_side_by_side(sqlite: list[dict[str, Any]], pg: list[dict[str, Any]]) -> None:
+    """autoopt on each backend, and each against its own floor."""
+    head = f"{'workload':<24}{'SQLite':>9}{'/floor':>8}{'PostgreSQL':>12}{'/floor':>8}"
+    head += f"{'PG/SQLite':>11}"
+    print(f"side by side, autoopt events/s\n{head}\n{'-' * len(head)}")
+    for lite, post in zip(sqlite, pg, strict=True):
+        name = f"{lite['workload']} ({lite['events_per_round']})"
+        print(
+            f"{name:<24}{lite['autoopt_eps']:>9,.0f}{lite['ratio']:>7.2f}x"
+            f"{post['autoopt_eps']:>12,.0f}{post['ratio']:>7.2f}x"
+            f"{post['autoopt_eps'] / lite['autoopt_eps']:>10.2f}x"
+        )
+
+
+def measure_postgres(
+    url: str, workloads: list[Workload], rounds: int, chunks: int
+) -> tuple[str, list[dict[str, Any]]]:
+    with postgres_target.server(url) as server:
+        setup = f"python {platform.python_version()}, {server.describe()}"
+        setup += "; each database: synchronous_commit=on"
+        place = postgres_place(server)
+        return setup, [measure(w, rounds, chunks, PG_IMPLEMENTATIONS, place) for w in workloads]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="SQLite event log append throughput")
+    parser = argparse.ArgumentParser(description="SQL event log append throughput")
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI smoke runs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    postgres_target.add_option(parser)
     args = parser.parse_args(argv)
     singles, batched, rounds, chunks = (50, 500, 3, 2) if args.quick else (1000, 5000, 5, 20)
     workloads = [Workload("single-event tx", 1, singles), Workload("100-event tx", 100, batched)]
     with tempfile.TemporaryDirectory(prefix="autoopt-bench-") as tmp:
-        results = [measure(w, rounds, chunks, Path(tmp)) for w in workloads]
+        place = sqlite_place(Path(tmp))
+        results = [measure(w, rounds, chunks, IMPLEMENTATIONS, place) for w in workloads]
+    pg: list[dict[str, Any]] | None = None
+    if args.postgres_url:
+        pg_setup, pg = measure_postgres(args.postgres_url, workloads, rounds, chunks)
     if args.json:
         meta = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
         aim = {"single_event_ratio_at_least": AIM, "met": results[0]["ratio"] >= AIM}
-        print(json.dumps({**meta, "rounds": rounds, "aim": aim, "results": results}, indent=2))
-    else:
-        print_table(results, rounds)
+        out: dict[str, Any] = {**meta, "rounds": rounds, "aim": aim, "results": results}
+        if pg is not None:
+            out["postgresql"] = {"setup": pg_setup, "results": pg}
+        print(json.dumps(out, indent=2))
+        return 0
+    sqlite_setup = (
+        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, WAL, sync=FULL"
+    )
+    print_table(results, rounds, "SQLite", sqlite_setup)
+    if pg is None:
+        print(postgres_target.SKIPPED)
+        return 0
+    print()
+    print_table(pg, rounds, "PostgreSQL", pg_setup)
+    print()
+    print_side_by_side(results, pg)
     return 0
 
 

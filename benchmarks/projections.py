@@ -1,4 +1,4 @@
-"""Projection rebuild throughput and memory over a synthetic SQLite event log.
+"""Projection rebuild throughput and memory over a synthetic event log, SQLite and PostgreSQL.
 
 Measured: events/s of ``ProjectionRunner.rebuild()`` (every read model emptied
 and replayed from the whole log in one pass and one transaction) over logs of
@@ -23,6 +23,11 @@ elsewhere ``ru_maxrss``), its growth over the RSS before it, and the
 ``tracemalloc`` peak of one more rebuild (Python allocations, not SQLite's
 page cache). Flatness is judged on the traced peak, which is exact. Nothing
 here asserts on timings: the script prints and exits 0.
+
+With ``--postgres-url`` (or ``AUTOOPT_BENCH_POSTGRES_URL``) the same logs are
+written to temporary PostgreSQL databases (built with ``synchronous_commit=off``
+to save time, measured with it on) and measured the same way; the PostgreSQL
+table follows the SQLite one with the same rows, then the two side by side.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import gc
 import hashlib
 import json
+import os
 import platform
 import resource
 import sqlite3
@@ -47,7 +53,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import postgres_target
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from autoopt.domain.events import (
     DomainEvent,
@@ -69,6 +77,9 @@ AIM_FLAT = 1.5  # memory at the large size / at the small one; at most this coun
 EVENTS_PER_RUN = 50
 PROMPTS_PER_RUN, IMPROVED_PER_RUN, APPS = 6, 3, 40
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+MEASURE_URL = (
+    "AUTOOPT_BENCH_MEASURE_URL"  # to the subprocess: not in argv, a URL may hold a password
+)
 # Looked up rather than imported: the event type is new, and the benchmark
 # should keep running on a tree that does not have it yet.
 ANALYZED = DomainEvent.registry.get("PromptAnalyzed")
@@ -241,13 +252,20 @@ class Builder:
             self.put(stream, PatchEmitted, prompt, **ids, patch=patch, version=version, **texts)
 
 
-def build_log(path: Path, events: int) -> float:
+def build_url(url: str) -> str:
+    """The URL to write the log with: durability off, only to save time."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.update_query_dict({"options": "-c synchronous_commit=off"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def build_log(url: str, events: int) -> float:
     """Writes ``events`` events to a new database and catches the read models up."""
     if events % EVENTS_PER_RUN:
         raise ValueError(f"{events} is not a whole number of {EVENTS_PER_RUN}-event runs")
     start = time.perf_counter()
-    url = f"sqlite:///{path}"
-    engine = open_database(DatabaseSettings(url=url, sqlite_synchronous="OFF"))
+    engine = open_database(DatabaseSettings(url=build_url(url), sqlite_synchronous="OFF"))
     log, builder, heights = SqlEventLog(engine), Builder(), dict[str, int]()
     try:
         for n in range(events // EVENTS_PER_RUN):
@@ -263,8 +281,8 @@ def build_log(path: Path, events: int) -> float:
     return time.perf_counter() - start
 
 
-def open_log(path: Path) -> tuple[Engine, SqlEventLog, ProjectionRunner]:
-    engine = open_database(DatabaseSettings(url=f"sqlite:///{path}"))
+def open_log(url: str) -> tuple[Engine, SqlEventLog, ProjectionRunner]:
+    engine = open_database(DatabaseSettings(url=url))
     log = SqlEventLog(engine)
     return engine, log, ProjectionRunner(engine, log)
 
@@ -295,9 +313,9 @@ def read_floor(log: SqlEventLog) -> int:
     return count
 
 
-def measure(path: Path, rounds: int) -> dict[str, Any]:
+def measure(url: str, rounds: int) -> dict[str, Any]:
     """Runs in a fresh process per size: timings, then memory."""
-    engine, log, runner = open_log(path)
+    engine, log, runner = open_log(url)
     events = log.last_position()
     gc.collect()
     # Without a reset the peak would be that of opening the database (alembic
@@ -342,22 +360,36 @@ def measure(path: Path, rounds: int) -> dict[str, Any]:
     }
 
 
-def measure_in_subprocess(path: Path, rounds: int) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--measure", str(path)]
-    done = subprocess.run(
-        [*command, "--rounds", str(rounds)], capture_output=True, text=True, check=False
-    )
+def measure_in_subprocess(url: str, rounds: int) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--measure", "--rounds", str(rounds)]
+    env = {**os.environ, MEASURE_URL: url}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
-        raise RuntimeError(f"measuring {path.name} failed:\n{done.stderr}")
+        where = make_url(url).database
+        raise RuntimeError(f"measuring {where} failed:\n{done.stderr}")
     return dict(json.loads(done.stdout))
 
 
-def print_table(results: list[dict[str, Any]], rounds: int) -> None:
+def measure_sizes(urls: list[str], sizes: list[int], rounds: int) -> list[dict[str, Any]]:
+    build_s = [build_log(url, size) for url, size in zip(urls, sizes, strict=True)]
+    return [
+        {**measure_in_subprocess(url, rounds), "build_s": built}
+        for url, built in zip(urls, build_s, strict=True)
+    ]
+
+
+def measure_postgres(url: str, sizes: list[int], rounds: int) -> tuple[str, list[dict[str, Any]]]:
+    with postgres_target.server(url) as server:
+        setup = f"{server.describe()}; measured with synchronous_commit=on"
+        return setup, measure_sizes([server.fresh() for _ in sizes], sizes, rounds)
+
+
+def print_table(results: list[dict[str, Any]], rounds: int, title: str, setup: str) -> None:
     small, large = results[0], results[-1]
     kinds = "with PromptAnalyzed" if ANALYZED else "no PromptAnalyzed in this tree"
-    print(f"Projection rebuild, SQLite, medians of {rounds} round(s), a fresh process per size")
+    print(f"Projection rebuild, {title}, medians of {rounds} round(s), a fresh process per size")
     print(
-        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, WAL, sync=FULL;"
+        f"python {platform.python_version()}, {setup};"
         f" {large['projectors']} projectors; {EVENTS_PER_RUN} events per run ({kinds})"
     )
     head = (
@@ -395,32 +427,59 @@ def print_table(results: list[dict[str, Any]], rounds: int) -> None:
     )
 
 
+def print_side_by_side(sqlite: list[dict[str, Any]], pg: list[dict[str, Any]]) -> None:
+    head = (
+        f"{'events':>9}{'SQLite ev/s':>13}{'/floor':>8}{'PostgreSQL ev/s':>17}{'/floor':>8}"
+        f"{'PG/SQLite':>11}{'traced MB SQLite / PG':>24}"
+    )
+    print(f"side by side, rebuild\n{head}\n{'-' * len(head)}")
+    for lite, post in zip(sqlite, pg, strict=True):
+        traced = f"{lite['traced_peak_mb']:.1f} / {post['traced_peak_mb']:.1f}"
+        print(
+            f"{lite['events']:>9,}{lite['rebuild_eps']:>13,.0f}{lite['rebuild_over_floor']:>7.1f}x"
+            f"{post['rebuild_eps']:>17,.0f}{post['rebuild_over_floor']:>7.1f}x"
+            f"{post['rebuild_eps'] / lite['rebuild_eps']:>10.2f}x{traced:>24}"
+        )
+    print("/floor = rebuild time over one bare read_all() pass on the same backend")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Projection rebuild throughput and memory")
     parser.add_argument(
         "--quick", action="store_true", help="small logs, one round: a CI smoke run"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the per-size subprocess
+    # The per-size subprocess; it reads the database URL from MEASURE_URL.
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3, help=argparse.SUPPRESS)
+    postgres_target.add_option(parser)
     args = parser.parse_args(argv)
-    if args.measure is not None:
-        print(json.dumps(measure(args.measure, args.rounds)))
+    if args.measure:
+        print(json.dumps(measure(os.environ[MEASURE_URL], args.rounds)))
         return 0
     sizes, rounds = ([2_000, 10_000], 1) if args.quick else ([10_000, 100_000], 3)
     with tempfile.TemporaryDirectory(prefix="autoopt-bench-") as tmp:
-        paths = [Path(tmp) / f"log-{size}.db" for size in sizes]
-        build_s = [build_log(path, size) for path, size in zip(paths, sizes, strict=True)]
-        results = [
-            {**measure_in_subprocess(path, rounds), "build_s": built}
-            for path, built in zip(paths, build_s, strict=True)
-        ]
+        urls = [f"sqlite:///{Path(tmp) / f'log-{size}.db'}" for size in sizes]
+        results = measure_sizes(urls, sizes, rounds)
+    pg: list[dict[str, Any]] | None = None
+    if args.postgres_url:
+        pg_setup, pg = measure_postgres(args.postgres_url, sizes, rounds)
     if args.json:
         meta = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
         aims = {"events_per_s_at_least": AIM_EPS, "traced_peak_ratio_at_most": AIM_FLAT}
-        print(json.dumps({**meta, "rounds": rounds, "aims": aims, "results": results}, indent=2))
-    else:
-        print_table(results, rounds)
+        out: dict[str, Any] = {**meta, "rounds": rounds, "aims": aims, "results": results}
+        if pg is not None:
+            out["postgresql"] = {"setup": pg_setup, "results": pg}
+        print(json.dumps(out, indent=2))
+        return 0
+    print_table(results, rounds, "SQLite", f"sqlite {sqlite3.sqlite_version}, WAL, sync=FULL")
+    if pg is None:
+        print(postgres_target.SKIPPED)
+        return 0
+    print()
+    print_table(pg, rounds, "PostgreSQL", pg_setup)
+    print()
+    print_side_by_side(results, pg)
     return 0
 
 
