@@ -145,8 +145,25 @@ class Settings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
 
     def effective(self) -> dict[str, Any]:
-        """The configuration as recorded with a run: plain JSON, no secrets."""
-        return self.model_dump(mode="json")
+        """The configuration as recorded with a run: plain JSON, no secrets.
+
+        The API key is never a setting; a password written into the database
+        URL is masked, because every run's RunStarted keeps this for good.
+        """
+        document = self.model_dump(mode="json")
+        document["database"]["url"] = _without_password(self.database.url)
+        return document
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # not a URL at all: nothing in it parses as a password
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 class _EnvironmentOverrides(BaseSettings):

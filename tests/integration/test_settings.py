@@ -144,3 +144,23 @@ def test_the_api_key_comes_from_the_environment_and_never_enters_settings(tmp_pa
     assert api_key(settings, {"MY_KEY": "sk-secret"}) == "sk-secret"
     assert "sk-secret" not in str(settings.effective())
     assert api_key(settings, {}) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "recorded"),
+    [
+        (
+            "postgresql+psycopg://autoopt:hunter2@db.example/autoopt",
+            "postgresql+psycopg://autoopt:***@db.example/autoopt",
+        ),
+        ("postgresql+psycopg://autoopt@db.example/autoopt", None),
+        ("sqlite:///./data/optimizer/autoopt.db", None),
+    ],
+    ids=["password", "no password", "sqlite"],
+)
+def test_a_password_in_the_database_url_is_never_recorded(url: str, recorded: str | None) -> None:
+    """effective() is what every RunStarted keeps for good: the password is masked."""
+    settings = load_settings(None, environ={"OPTIMIZER_DATABASE_URL": url})
+    assert settings.database.url == url  # the engine still gets it
+    assert settings.effective()["database"]["url"] == (recorded or url)
+    assert "hunter2" not in str(settings.effective())
