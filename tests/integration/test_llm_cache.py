@@ -1,12 +1,25 @@
-"""The response cache on a real database: expiry, hit counts, clearing."""
+"""The response cache on a real database (SQLite, and PostgreSQL when
+``AUTOOPT_TEST_POSTGRES_URL`` is set): expiry, hit counts, clearing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 
 from autoopt.infrastructure.llm.cache import ResponseCache
+from tests.postgres import postgres_backends, temporary_postgres_engine
+
+
+@pytest.fixture(params=["sqlite", *postgres_backends()])
+def engine(request: pytest.FixtureRequest, sqlite_engine: Engine) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        yield sqlite_engine
+    else:
+        with temporary_postgres_engine() as postgres:
+            yield postgres
 
 
 class ManualClock:
@@ -17,9 +30,9 @@ class ManualClock:
         return self.current
 
 
-def test_an_answer_is_served_until_it_expires(sqlite_engine: Engine) -> None:
+def test_an_answer_is_served_until_it_expires(engine: Engine) -> None:
     clock = ManualClock()
-    cache = ResponseCache(sqlite_engine, ttl_seconds=60, clock=clock)
+    cache = ResponseCache(engine, ttl_seconds=60, clock=clock)
     assert cache.get("k") is None
     cache.put("k", "gpt-4o-mini", {"text": "better", "prompt_tokens": 3})
     assert cache.get("k") == {"text": "better", "prompt_tokens": 3}
@@ -30,8 +43,8 @@ def test_an_answer_is_served_until_it_expires(sqlite_engine: Engine) -> None:
     assert cache.stats() == {"entries": 1, "live": 0, "expired": 1, "hits": 2}
 
 
-def test_put_replaces_and_clear_removes_everything(sqlite_engine: Engine) -> None:
-    cache = ResponseCache(sqlite_engine, ttl_seconds=60, clock=ManualClock())
+def test_put_replaces_and_clear_removes_everything(engine: Engine) -> None:
+    cache = ResponseCache(engine, ttl_seconds=60, clock=ManualClock())
     cache.put("a", "m", {"text": "one"})
     cache.put("a", "m", {"text": "two"})
     cache.put("b", "m", {"text": "three"})
