@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 
-from autoopt.infrastructure.db import describe_url, open_database
-from autoopt.infrastructure.settings import DatabaseSettings
+from autoopt.infrastructure.db import open_database
+from autoopt.infrastructure.settings import DatabaseSettings, describe_url
 
 ENV = "AUTOOPT_BENCH_POSTGRES_URL"
 SKIPPED = f"PostgreSQL: skipped (no --postgres-url / {ENV})"

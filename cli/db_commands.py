@@ -28,7 +28,8 @@ def upgrade(state: CliState) -> None:
       autoopt db upgrade
       autoopt --database-url postgresql+psycopg://user@db/autoopt db upgrade
     """
-    from autoopt.infrastructure.db import create_db_engine, describe_url, upgrade_to_head
+    from autoopt.infrastructure.db import create_db_engine, upgrade_to_head
+    from autoopt.infrastructure.settings import describe_url
 
     settings = state.settings().database
     before, after = upgrade_to_head(create_db_engine(settings))
@@ -74,8 +75,8 @@ def check(state: CliState) -> None:
         check_revision,
         create_db_engine,
         current_revision,
-        describe_url,
     )
+    from autoopt.infrastructure.settings import describe_url
 
     settings = state.settings().database
     engine = create_db_engine(settings)

@@ -38,18 +38,10 @@ from autoopt.domain.errors import (
     SchemaVersionError,
     StorageError,
 )
-from autoopt.infrastructure.settings import DatabaseSettings
+from autoopt.infrastructure.settings import DatabaseSettings, describe_url
 
 logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(autoopt.migrations.__file__).parent
-
-
-def describe_url(url: str) -> str:
-    """The URL as it may appear in a message: never with its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<invalid database URL>"
 
 
 def create_db_engine(settings: DatabaseSettings) -> Engine:

@@ -34,8 +34,8 @@ from autoopt.domain.ports import (
     check_expected_version,
     check_same_stream,
 )
-from autoopt.infrastructure.db import describe_url
 from autoopt.infrastructure.event_mapper import event_to_row, row_to_recorded
+from autoopt.infrastructure.settings import describe_url
 from autoopt.infrastructure.tables import events
 
 # Every column as stored, but the time and the payload as text: SQLAlchemy parses

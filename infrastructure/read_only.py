@@ -52,8 +52,7 @@ from autoopt.domain.errors import (
     ReadOnlyError,
     StorageError,
 )
-from autoopt.infrastructure.db import describe_url
-from autoopt.infrastructure.settings import DatabaseSettings
+from autoopt.infrastructure.settings import DatabaseSettings, describe_url
 from autoopt.infrastructure.sqlite_walls import SqliteWalls, first_word
 
 if TYPE_CHECKING:

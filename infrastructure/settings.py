@@ -151,19 +151,20 @@ class Settings(_Section):
         URL is masked, because every run's RunStarted keeps this for good.
         """
         document = self.model_dump(mode="json")
-        document["database"]["url"] = _without_password(self.database.url)
+        document["database"]["url"] = describe_url(self.database.url)
         return document
 
 
-def _without_password(url: str) -> str:
+def describe_url(url: str) -> str:
+    """The URL as it may appear in a message or a record: never with its password."""
+    # Imported here: reading settings must not cost every command SQLAlchemy's import.
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        parsed = make_url(url)
+        return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return url  # not a URL at all: nothing in it parses as a password
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
+        return "<invalid database URL>"
 
 
 class _EnvironmentOverrides(BaseSettings):

@@ -57,7 +57,8 @@ from autoopt.domain.errors import (
     StorageError,
 )
 from autoopt.domain.models import PromptVersion
-from autoopt.infrastructure.db import describe_url, write_transaction
+from autoopt.infrastructure.db import write_transaction
+from autoopt.infrastructure.settings import describe_url
 from autoopt.infrastructure.storage.codec import content_sha256, decode_version, encode_version
 from autoopt.infrastructure.storage.database_locks import prompt_lock
 from autoopt.infrastructure.storage.lru import LRUCache
