@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autoopt.cli.output import one_line, render
+from autoopt.infrastructure.report_text import llm_call_text
 
 ROUND_COLUMNS = ("strategy", "round", "score", "confidence", "decision", "reason")
 # Past these a cell or a detail line stops being readable; the JSON keeps the whole text.
@@ -125,25 +126,13 @@ def _rounds(rounds: Sequence[Mapping[str, Any]]) -> list[str]:
         if r["fallback_error"]:
             lines.append(f"{INDENT * 3}fallback: {_clip(r['fallback_error'], DETAIL_WIDTH)}")
         if r["llm_call"]:
-            lines.append(f"{INDENT * 3}llm: {_call(r['llm_call'], r['fallback_error'])}")
+            call = llm_call_text(
+                r["llm_call"],
+                quoted_error=r["fallback_error"],
+                clip=lambda text: _clip(text, DETAIL_WIDTH),
+            )
+            lines.append(f"{INDENT * 3}llm: {call}")
     return lines
-
-
-def _call(call: Mapping[str, Any], fallback_error: str | None) -> str:
-    parts = [
-        call["model"],
-        f"{call['prompt_tokens']} + {call['completion_tokens']} tokens",
-        _cost(call["cost_usd"]),
-    ]
-    if call["cached"]:
-        parts.append("cached")
-    if call["error"]:
-        # The fallback line above usually quotes this error already; say it once.
-        if fallback_error and fallback_error.endswith(call["error"]):
-            parts.append("failed")
-        else:
-            parts.append(f"error: {_clip(call['error'], DETAIL_WIDTH)}")
-    return ", ".join(parts)
 
 
 def _outcome(prompt: Mapping[str, Any], run: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -191,11 +180,6 @@ def _totals_lines(t: Mapping[str, Any]) -> list[str]:
         "totals",
         *_fields([("prompts", prompts), ("rounds", rounds), ("llm calls", llm)], INDENT),
     ]
-
-
-def _cost(value: float | None) -> str:
-    # An unknown price is not a zero cost.
-    return "cost unknown" if value is None else f"${value:.6f}"
 
 
 def _fields(pairs: Sequence[tuple[str, Any]], indent: str) -> list[str]:

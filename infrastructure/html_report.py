@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from autoopt.infrastructure.report_text import llm_call_text
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "report.html.j2"
 # Two paired lines that are neither this alike overall nor share a run of this
@@ -268,25 +270,8 @@ def _round(r: Mapping[str, Any]) -> dict[str, Any]:
         "decision": r["decision"],
         "reason": r["reason"],
         "fallback_error": r["fallback_error"],
-        "llm": _call(call) if call else None,
+        "llm": llm_call_text(call) if call else None,
     }
-
-
-def _call(call: Mapping[str, Any]) -> str:
-    parts = [
-        call["model"],
-        f"{call['prompt_tokens']} + {call['completion_tokens']} tokens",
-        _cost(call["cost_usd"]),
-    ]
-    if call["cached"]:
-        parts.append("cached")
-    if call["error"]:
-        parts.append(f"error: {call['error']}")
-    return ", ".join(str(p) for p in parts)
-
-
-def _cost(cost: float | None) -> str:
-    return "cost unknown" if cost is None else f"${cost:.6f}"
 
 
 def _prompt_cost(rounds: Sequence[Mapping[str, Any]]) -> str:
