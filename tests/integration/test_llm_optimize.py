@@ -47,6 +47,7 @@ from autoopt.infrastructure.llm.cache import request_key
 from autoopt.infrastructure.llm.prompts import MetaPrompts
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import Invoke
+from tests.llm_answers import REFERENCE, prompt_in, structured_rewrite
 from tests.llm_server import (
     NO_WAIT,
     Answer,
@@ -122,65 +123,9 @@ TINY_APP = {
     },
 }
 
-_PROMPT_BLOCK = re.compile(r"<<<PROMPT\n(.*)\nPROMPT>>>\s*\Z", re.DOTALL)
-_REFERENCE = re.compile(r"\{\{#[^{}#]+#\}\}")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-# --------------------------------------------------------------------------- #
-# What the fake model answers
-# --------------------------------------------------------------------------- #
-
-
-def prompt_in(body: dict[str, Any]) -> str:
-    """The user's prompt, between the markers of the last user message."""
-    user = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
-    found = _PROMPT_BLOCK.search(user)
-    assert found, f"no <<<PROMPT ... PROMPT>>> block in {user!r}"
-    return found.group(1)
-
 
 def prompt_of(request: RecordedRequest) -> str:
     return prompt_in(request.body)
-
-
-def structured_rewrite(prompt: str, *, language: str | None = None) -> str:
-    """A well-structured rewrite keeping every reference as often as it appears.
-
-    A prompt without prose (only references) comes back unchanged. The language
-    is the prompt's own unless ``language`` forces "en" or "zh".
-    """
-    references = _REFERENCE.findall(prompt)
-    if not _REFERENCE.sub("", prompt).strip():
-        return prompt
-    language = language or ("zh" if _CJK.search(prompt) else "en")
-    if language == "zh":
-        inputs = [f"- 输入{n}：{ref}" for n, ref in enumerate(references, 1)]
-        lines = [
-            "你是客服助手，负责回答用户关于订单、付款和退款的问题。",
-            "",
-            "## 输入",
-            *inputs,
-            "",
-            "## 要求",
-            "- 先确认用户的订单号。",
-            "- 退款在七个工作日内原路返回。",
-            "- 不要承诺政策以外的补偿。",
-        ]
-    else:
-        inputs = [f"- Input {n}: {ref}" for n, ref in enumerate(references, 1)]
-        lines = [
-            "You are a support assistant.",
-            "",
-            "## Inputs",
-            *inputs,
-            "",
-            "## Requirements",
-            "- Use only facts from the inputs and the product manual.",
-            "- If you do not know the answer, say so and suggest contacting support.",
-            "- Answer in at most three sentences, in a friendly tone.",
-        ]
-    return "\n".join(lines)
 
 
 def _json(text: str) -> JSONAnswer:
@@ -196,7 +141,7 @@ def english_answer(body: dict[str, Any]) -> Response:
 
 
 def answer_without_references(body: dict[str, Any]) -> Response:
-    return _json(_REFERENCE.sub("the topic", structured_rewrite(prompt_in(body))))
+    return _json(REFERENCE.sub("the topic", structured_rewrite(prompt_in(body))))
 
 
 GOOD = Dynamic(good_answer)
