@@ -75,7 +75,7 @@ def reindex(state: CliState) -> None:
 @click.option("--repair", is_flag=True, help="Fix what can be fixed without guessing.")
 @pass_state
 def fsck(state: CliState, repair: bool) -> None:
-    """Check that version files, the index and the event log agree.
+    """Check that version files, the index, the event log and the read models agree.
 
     \b
     Exit 0 when they agree, 1 with one line per disagreement otherwise.
@@ -86,9 +86,9 @@ def fsck(state: CliState, repair: bool) -> None:
 
     container = state.container()
     if repair:
-        for line in checker.repair(container.storage, container.versions):
+        for line in checker.repair(container.storage, container.versions, container.projections):
             click.echo(f"repaired: {line}")
-    findings = checker.check(container.storage, container.event_log)
+    findings = checker.check(container.storage, container.event_log, container.projections)
     for finding in findings:
         click.echo(f"{finding.subject}: {finding.problem}")
     if findings:

@@ -10,6 +10,10 @@ the event is appended from the file), after a temp file or a stale index is
 left behind (repairable), or after damage: a corrupt file, or a file whose
 bytes differ from the SHA-256 its event recorded (reported, never "repaired"
 by guessing).
+
+The read models are checked too: after a crash between an append and the
+projection update they stand behind the log. That is repairable by applying
+the missing events (``projections catch-up``, which ``repair`` runs last).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from autoopt.domain.errors import NotFoundError, StorageError
 from autoopt.domain.events import VersionCreated, VersionRolledBack
 from autoopt.domain.ports import EventLog
 from autoopt.domain.versions import VersionManager
+from autoopt.infrastructure.projections.runner import ProjectionRunner
 from autoopt.infrastructure.storage import FileSystemStorage
 from autoopt.infrastructure.storage.database import DatabaseStorage
 
@@ -31,8 +36,19 @@ class Finding:
     problem: str
 
 
-def check(storage: FileSystemStorage | DatabaseStorage, log: EventLog) -> list[Finding]:
+def check(
+    storage: FileSystemStorage | DatabaseStorage, log: EventLog, projections: ProjectionRunner
+) -> list[Finding]:
     findings = [Finding("storage", line) for line in storage.verify()]
+    findings.extend(
+        Finding(
+            f"projection {status.name}",
+            f"at position {status.checkpoint}, the log at {status.head}: "
+            f"{status.lag} event(s) not applied",
+        )
+        for status in projections.status()
+        if status.lag > 0
+    )
     recorded: dict[str, dict[int, str]] = defaultdict(dict)
     for record in log.read_all():
         event = record.event
@@ -60,7 +76,11 @@ def check(storage: FileSystemStorage | DatabaseStorage, log: EventLog) -> list[F
     return findings
 
 
-def repair(storage: FileSystemStorage | DatabaseStorage, versions: VersionManager) -> list[str]:
+def repair(
+    storage: FileSystemStorage | DatabaseStorage,
+    versions: VersionManager,
+    projections: ProjectionRunner,
+) -> list[str]:
     """Fix what can be fixed without guessing; returns what was done."""
     done = []
     if isinstance(storage, FileSystemStorage):
@@ -72,4 +92,8 @@ def repair(storage: FileSystemStorage | DatabaseStorage, versions: VersionManage
     for prompt_id in storage.list_prompts():
         for number in versions.reconcile(prompt_id):
             done.append(f"{prompt_id}: recorded version {number} in the log")
+    # Last, so that the events reconcile just appended reach the read models too.
+    applied = max(projections.catch_up().values(), default=0)
+    if applied:
+        done.append(f"read models: applied {applied} event(s) they were behind")
     return done

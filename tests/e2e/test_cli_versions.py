@@ -143,7 +143,10 @@ def test_fsck_finds_and_repairs_a_version_without_its_event(versioned: Invoke) -
     repaired = versioned("fsck", "--repair")
     assert repaired.exit_code == 0
     assert repaired.stdout == (
-        f"repaired: rebuilt index.json\nrepaired: {PROMPT}: recorded version 3 in the log\nok\n"
+        "repaired: rebuilt index.json\n"
+        f"repaired: {PROMPT}: recorded version 3 in the log\n"
+        "repaired: read models: applied 1 event(s) they were behind\n"
+        "ok\n"
     )
     assert versioned("fsck").stdout == "ok\n"
 
@@ -160,3 +163,25 @@ def test_fsck_reports_a_lost_file_and_a_changed_file(versioned: Invoke) -> None:
         f"{PROMPT}: version 2: file differs from the recorded SHA-256",
         f"{PROMPT}: version 1 is in the log but has no file",
     ]
+
+
+def test_fsck_names_read_models_behind_the_log_and_repair_catches_them_up(
+    versioned: Invoke,
+) -> None:
+    # A crash after an append and before the projection update leaves exactly this.
+    with versioned.services() as services:
+        services.versions.create_version(PROMPT, "appended, not projected", kind="manual")
+        services.event_log.appended = 0  # the process "dies" before catching up
+    result = versioned("fsck")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"projection {name}: at position 2, the log at 3: 1 event(s) not applied"
+        for name in ("runs", "prompts", "iterations", "versions", "patches", "llm_calls")
+    ]
+    repaired = versioned("fsck", "--repair")
+    assert repaired.stdout.splitlines()[-2:] == [
+        "repaired: read models: applied 1 event(s) they were behind",
+        "ok",
+    ]
+    status = versioned("projections", "status", "--format", "csv").stdout.splitlines()
+    assert {line.rsplit(",", 1)[1] for line in status[1:]} == {"0"}
