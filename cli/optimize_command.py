@@ -46,6 +46,11 @@ TABLE_COLUMNS = ("node", "field", "score", "strategy", "confidence", "decision")
     help="Output file (one app only). Default: APP.optimized.yml beside the input.",
 )
 @click.option(
+    "--overwrite-input",
+    is_flag=True,
+    help="Let --out name the input file itself; without it that is refused.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Show what would change and estimate LLM calls and cost; write, record and call nothing.",
@@ -65,6 +70,7 @@ def optimize(
     min_confidence: float | None,
     threshold: float | None,
     out_file: Path | None,
+    overwrite_input: bool,
     dry_run: bool,
     no_cache: bool,
     max_cost: float | None,
@@ -101,6 +107,12 @@ def optimize(
     files, problems = _expand(apps, container.settings.dsl.max_bytes)
     if out_file is not None and len(files) + len(problems) != 1:
         raise ConfigurationError("--out names one output file; give exactly one app with it")
+    if out_file is not None and files and not overwrite_input and _same_file(out_file, files[0]):
+        # A patched app over its own export would lose the original the run's
+        # baseline versions came from; only an explicit flag may do that.
+        raise ConfigurationError(
+            f"{out_file}: --out is the input file; pass --overwrite-input to replace it"
+        )
     llm = None if dry_run else language_model(container, use_cache=not no_cache, max_cost=max_cost)
     reports: list[RunReport] = []
     for source in files:
@@ -149,6 +161,15 @@ def _optimize_file(
             sink=sink,
             progress=advance,
         )
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file, through links and relative spellings."""
+    try:
+        return first.samefile(second)
+    except OSError:
+        # Either is missing: the same file only if they spell the same place.
+        return first.resolve() == second.resolve()
 
 
 def _expand(apps: tuple[Path, ...], max_bytes: int) -> tuple[list[Path], list[str]]:

@@ -201,6 +201,43 @@ def test_out_with_two_apps_is_refused(autoopt: Invoke, app: Path) -> None:
     assert result.stderr == "Error: --out names one output file; give exactly one app with it\n"
 
 
+@pytest.mark.parametrize("spelling", ["same path", "relative", "symlink"])
+def test_out_over_the_input_is_refused_unless_asked(
+    autoopt: Invoke, app: Path, spelling: str
+) -> None:
+    original = app.read_bytes()
+    out = {
+        "same path": str(app),
+        "relative": f"sub/../{app.name}",
+        "symlink": str(autoopt.workdir / "alias.yml"),
+    }[spelling]
+    (autoopt.workdir / "sub").mkdir()
+    (autoopt.workdir / "alias.yml").symlink_to(app)
+    result = autoopt("optimize", str(app), "--out", out)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {out}: --out is the input file; pass --overwrite-input to replace it\n"
+    )
+    assert app.read_bytes() == original
+    assert event_types(autoopt) == []
+
+
+def test_overwrite_input_replaces_the_input_with_the_patched_app(
+    autoopt: Invoke, app: Path
+) -> None:
+    original = app.read_bytes()
+    result = autoopt("optimize", str(app), "--out", str(app), "--overwrite-input")
+    assert result.exit_code == 0, result.output
+    assert app.read_bytes() != original
+    changed = differing_paths(
+        load_dsl(original, "before").document, load_dsl(app.read_bytes(), "after").document
+    )
+    assert changed == [
+        "/workflow/graph/nodes/2/data/prompt_template/0/text",
+        "/workflow/graph/nodes/3/data/prompt_template/0/text",
+    ]
+
+
 def test_a_bad_file_writes_nothing(autoopt: Invoke) -> None:
     bad = autoopt.workdir / "bad.yml"
     bad.write_bytes(b"\xff\xfe not utf-8")
