@@ -6,13 +6,19 @@ only moves bytes, and turns OS errors into ``DSLFormatError`` naming the file.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from pathlib import Path
 from typing import Any
 
 from autoopt.domain.dsl_loading import DifyApp, dump_dsl, load_dsl
 from autoopt.domain.errors import DSLFormatError
-from autoopt.infrastructure.storage.atomic import write_atomic
+from autoopt.infrastructure.storage.atomic import (
+    TEMP_SUFFIX,
+    process_alive,
+    temp_owner,
+    write_atomic,
+)
 
 
 def read_app(path: Path, max_bytes: int) -> DifyApp:
@@ -54,6 +60,7 @@ class FileSink:
     def write(self, document: dict[str, Any]) -> str:
         data = dump_dsl(document).encode("utf-8")
         try:
+            _remove_dead_writers_temp_files(self.path)
             write_atomic(self.path, data, durable=True)
         except OSError as exc:
             raise DSLFormatError(f"{self.path}: cannot write ({exc.strerror})") from exc
@@ -63,3 +70,15 @@ class FileSink:
 def default_output(source: Path) -> Path:
     """``app.yml`` -> ``app.optimized.yml`` beside it."""
     return source.with_name(f"{source.stem}.optimized{source.suffix or '.yml'}")
+
+
+def _remove_dead_writers_temp_files(target: Path) -> None:
+    """Temp files of ``target`` whose writer died (a killed run) go before the next write.
+
+    Only this target's own temp names are touched, and only when the pid in
+    the name is not running, so a concurrent writer's file is left alone.
+    """
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_SUFFIX}"):
+        owner = temp_owner(path)
+        if owner is not None and not process_alive(owner):
+            path.unlink(missing_ok=True)

@@ -238,6 +238,23 @@ def test_overwrite_input_replaces_the_input_with_the_patched_app(
     ]
 
 
+def test_a_killed_runs_temp_output_is_removed_by_the_next_run(autoopt: Invoke, app: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    output = app.with_name("support_bot.optimized.yml")
+    stale = output.with_name(f".{output.name}.{dead.stdout.strip()}.0badc0de.tmp")
+    stale.write_text("half an app")
+    live = output.with_name(f".{output.name}.{os.getpid()}.0badc0de.tmp")
+    live.write_text("a writer still at work")
+    assert autoopt("optimize", str(app)).exit_code == 0
+    assert not stale.exists()
+    assert live.exists(), "a running writer's temp file was taken away"
+
+
 def test_a_bad_file_writes_nothing(autoopt: Invoke) -> None:
     bad = autoopt.workdir / "bad.yml"
     bad.write_bytes(b"\xff\xfe not utf-8")
