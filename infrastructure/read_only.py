@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 READ_ONLY = "autoopt sql is read-only"
+# Not in the sqlite3 module of every Python version we support.
+SQLITE_READONLY_DIRECTORY = 1544
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,13 @@ def _run_sqlite(
             try:
                 # Read the schema first: a file that is not a database fails here,
                 # whatever the query (SELECT 1 alone would never read a page).
-                cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+                try:
+                    cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+                except sqlite3.OperationalError as exc:
+                    opening = _cannot_open(where, exc)
+                    if opening is None:
+                        raise
+                    raise opening from exc
                 walls.start(query)
                 cursor.execute(query)
                 if cursor.description is None:
@@ -153,6 +161,24 @@ def _run_sqlite(
                 cursor.close()
     finally:
         engine.dispose()
+
+
+def _cannot_open(where: str, exc: sqlite3.OperationalError) -> StorageError | None:
+    """Opening failed before the query ran: the file's fault, never the query's.
+
+    A WAL database read without its ``-shm`` file needs to create it, so a
+    reader of a database in a folder it may not write is refused with
+    SQLITE_READONLY; that is no write attempt of the user's and must not read
+    like one.
+    """
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_READONLY:
+        return None
+    problem = (
+        "its folder is read-only and a WAL database needs its -wal and -shm files there"
+        if getattr(exc, "sqlite_errorcode", 0) == SQLITE_READONLY_DIRECTORY
+        else str(exc)
+    )
+    return StorageError(f"{where}: cannot open the database ({problem})")
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

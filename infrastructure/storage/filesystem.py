@@ -91,9 +91,13 @@ class FileSystemStorage:
         )
 
     def close(self) -> None:
-        """Write this process's pending index updates (also done at exit)."""
+        """Write this process's pending index updates (also done at exit).
+
+        Never raises: a command that already failed on a full or read-only disk
+        must end with that one error, and a stale index is only a slower cache.
+        """
         if self._index is not None:
-            self._index.flush()
+            self._index.try_flush()
 
     # -- cache counters -------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class VersionIndex:
         self._stamp: tuple[int, int, int] | None = None
         self._local: dict[str, Entry] = {}
         self._last_flush = time.monotonic()
+        self._warned = False
         if not path.exists():
             self.rebuild()
         else:
@@ -73,7 +74,24 @@ class VersionIndex:
             self._local[prompt_id] = {"latest": number, "total": entry["total"] + 1}
         new_prompt = prompt_id not in self._on_file
         if new_prompt or time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            # The version file is already durable: failing the save now would leave
+            # a stored version its caller believes was never written (no event).
+            self.try_flush()
+
+    def try_flush(self) -> bool:
+        """``flush``, but a failure (disk full, read-only store) is a warning, not an error.
+
+        The index is a cache of what the files say, so a stale one costs a folder
+        listing, never a wrong answer; the entries stay pending for the next flush.
+        """
+        try:
             self.flush()
+        except StorageError as exc:
+            if not self._warned:  # once: a full disk fails every later flush the same way
+                logger.warning("%s is behind the version files: %s", self.path, exc)
+            self._warned = True
+            return False
+        return True
 
     def note_found(self, prompt_id: str, latest: int, total: int) -> None:
         """What a look at the folder showed; a prompt with no versions has latest 0."""
@@ -157,7 +175,4 @@ def _flush_at_exit(ref: weakref.ref[VersionIndex]) -> None:
     index = ref()
     if index is None or not index.path.parent.is_dir():
         return  # the store itself is gone (a temporary folder): nothing to keep
-    try:
-        index.flush()
-    except (OSError, StorageError) as exc:  # the files stay right; only the cache is stale
-        logger.warning("could not flush %s at exit: %s", index.path, exc)
+    index.try_flush()
