@@ -62,12 +62,19 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the one handler the CLI owns, so a second run replaces it."""
 
 
+#: At debug level (-vv) the HTTP client's own logs join autoopt's: requests,
+#: retries and their waits are what one debugs a model connection with.
+HTTP_LOGGERS = ("openai", "httpx")
+
+
 def configure_logging(level: int) -> None:
     """Send autoopt's logs to stderr at ``level``; stdout stays for data."""
-    logger = logging.getLogger("autoopt")
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
-        logger.removeHandler(handler)
     handler = _StderrHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
+    for name in ("autoopt", *HTTP_LOGGERS):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+            logger.removeHandler(old)
+        if name == "autoopt" or level <= logging.DEBUG:
+            logger.addHandler(handler)
+            logger.setLevel(level)

@@ -135,10 +135,18 @@ class Workspace:
         )
 
     def invoke(self, *args: str) -> Result:
-        """Run ``autoopt`` in this process (click's runner), stdout and stderr apart."""
-        return CliRunner().invoke(
+        """Run ``autoopt`` in this process (click's runner), stdout and stderr apart.
+
+        What it printed is appended to ``outputs/invoke.log`` for the key sweep.
+        """
+        result = CliRunner().invoke(
             cli, ["--config", str(self.config_file), *args], env=self.env, catch_exceptions=True
         )
+        with (self.outputs / "invoke.log").open("a", encoding="utf-8") as log:
+            log.write(f"$ autoopt {' '.join(args)}\n{result.stdout}{result.stderr}")
+            if result.exception is not None and not isinstance(result.exception, SystemExit):
+                log.write(f"{result.exception!r}\n")
+        return result
 
     def snapshot(self) -> dict[str, Any]:
         """Everything stored: each table's rows, and each version file's hash.
