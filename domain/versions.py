@@ -68,6 +68,9 @@ class VersionManager:
 
     def rollback(self, prompt_id: str, target: int, *, reason: str = "") -> PromptVersion:
         """Make the text of version ``target`` the latest again, as a new version."""
+        # Looked up before locking: the lock makes the prompt's folder, and a
+        # rollback of a prompt that does not exist must leave nothing behind.
+        self._storage.get_version(prompt_id, target)
         with self._storage.locked(prompt_id):
             restored = self._storage.get_version(prompt_id, target)
             version = self._next_version(

@@ -185,3 +185,13 @@ def test_fsck_names_read_models_behind_the_log_and_repair_catches_them_up(
     ]
     status = versioned("projections", "status", "--format", "csv").stdout.splitlines()
     assert {line.rsplit(",", 1)[1] for line in status[1:]} == {"0"}
+
+
+def test_rollback_of_an_unknown_prompt_leaves_nothing_in_the_store(versioned: Invoke) -> None:
+    before = sorted(p.name for p in versioned.storage_dir.iterdir())
+    result = versioned("versions", "rollback", "no such prompt", "1")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: prompt 'no such prompt' has no version 1\n",
+    )
+    assert sorted(p.name for p in versioned.storage_dir.iterdir()) == before
