@@ -61,14 +61,14 @@ class DifyApp:
 
 def load_dsl(data: bytes | str, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> DifyApp:
     text = _decode(data, source, max_bytes)
-    document = _parse(text, source)
+    document = _parse(text, source, max_bytes)
     if (
         isinstance(document, dict)
         and "app" not in document
         and isinstance(document.get("data"), str)
     ):
         # Dify's export API answers {"data": "<the YAML>"}.
-        document = _parse(document["data"], source)
+        document = _parse(document["data"], source, max_bytes)
     return validate_app(document, source)
 
 
@@ -169,11 +169,11 @@ def _decode(data: bytes | str, source: str, max_bytes: int) -> str:
         ) from exc
 
 
-def _parse(text: str, source: str) -> Any:
+def _parse(text: str, source: str, max_bytes: int) -> Any:
     if not text.strip():
         raise DSLFormatError(f"{source}: the file is empty")
     try:
-        aliases = _check_shape(text, source)
+        aliases = _check_shape(text, source, max_bytes)
         # A safe loader (libyaml's when present): plain data types only.
         document = yaml.load(text, Loader=_Loader)
     except yaml.reader.ReaderError as exc:
@@ -198,20 +198,34 @@ def _unshared(value: Any) -> Any:
     return value
 
 
-def _check_shape(text: str, source: str) -> int:
+def _check_shape(text: str, source: str, max_bytes: int) -> int:
     """Bound nesting and alias expansion from the event stream, before building anything.
 
-    Returns the number of aliases.
+    Aliases are bounded three ways: in nodes (a "billion laughs" of tiny lists),
+    in characters of text (one long string aliased thousands of times is a
+    small file whose written-back output would be gigabytes; the expanded text
+    may not exceed the file size limit) and in shape (an alias inside the node
+    it names builds a cycle, which no Dify export has and which copying or
+    writing the document would follow forever). Returns the number of aliases.
     """
     depth = 0
     aliases = 0
     expanded = 0
-    open_anchors: list[tuple[str | None, int]] = []
-    anchor_sizes: dict[str, int] = {}
+    characters = 0
+    # Each open collection: its anchor, and the node and character counts when it opened.
+    open_anchors: list[tuple[str | None, int, int]] = []
+    anchor_sizes: dict[str, tuple[int, int]] = {}
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
             aliases += 1
-            expanded += anchor_sizes.get(event.anchor or "", 1)
+            if any(anchor == event.anchor for anchor, _, _ in open_anchors):
+                raise DSLFormatError(
+                    f"{source}: the alias *{event.anchor} is inside the node it names "
+                    f"(a cycle){_line_of(event)}"
+                )
+            nodes, chars = anchor_sizes.get(event.anchor or "", (1, 0))
+            expanded += nodes
+            characters += chars
         elif isinstance(event, yaml.NodeEvent):
             expanded += 1
             anchor = getattr(event, "anchor", None)
@@ -219,19 +233,31 @@ def _check_shape(text: str, source: str) -> int:
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise DSLFormatError(f"{source}: nested more than {MAX_DEPTH} levels deep")
-                open_anchors.append((anchor, expanded))
-            elif anchor:
-                anchor_sizes[anchor] = 1
+                open_anchors.append((anchor, expanded, characters))
+            elif isinstance(event, yaml.ScalarEvent):
+                characters += len(event.value)
+                if anchor:
+                    anchor_sizes[anchor] = (1, len(event.value))
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
-            anchor, started = open_anchors.pop()
+            anchor, started, started_chars = open_anchors.pop()
             if anchor:
-                anchor_sizes[anchor] = expanded - started + 1
+                anchor_sizes[anchor] = (expanded - started + 1, characters - started_chars)
         if expanded > MAX_EXPANDED_NODES:
             raise DSLFormatError(
                 f"{source}: aliases expand to more than {MAX_EXPANDED_NODES:,} nodes"
             )
+        if characters > max_bytes:
+            raise DSLFormatError(
+                f"{source}: aliases expand to more than the limit of {max_bytes:,} "
+                "characters of text"
+            )
     return aliases
+
+
+def _line_of(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
 
 
 def describe_kind(value: Any) -> str:

@@ -129,6 +129,12 @@ def wide_alias_bomb() -> bytes:
     return f"big: &big {big}\nall: [{aliases}]\n".encode()
 
 
+def long_string_bomb() -> bytes:
+    """One 1 MB string aliased 1000 times: a small file whose written-back output is 1 GB."""
+    aliases = ", ".join(["*s"] * 1000)
+    return f"s: &s '{'q' * 1_000_000}'\nall: [{aliases}]\n".encode()
+
+
 def random_binary() -> bytes:
     noise = bytearray(random.Random(20240229).randbytes(4096))
     noise[10:10] = b"\x00\x00\xff\xfe\x00"
@@ -254,6 +260,24 @@ BAD_INPUTS = [
         "wide-alias-bomb",
         wide_alias_bomb(),
         f"app.yml: aliases expand to more than {MAX_EXPANDED_NODES:,} nodes",
+    ),
+    bad(
+        "one-long-string-aliased-many-times",
+        long_string_bomb(),
+        "app.yml: aliases expand to more than the limit of "
+        f"{DEFAULT_MAX_BYTES:,} characters of text",
+    ),
+    # An alias inside the node it names is a cycle: copying or writing the document
+    # would follow it forever (it once escaped as a RecursionError).
+    bad(
+        "alias-cycle-in-a-list",
+        chat_app("  pre_prompt: hi\n  loop: &loop [1, [*loop]]\n"),
+        "app.yml: the alias *loop is inside the node it names (a cycle) at line 6, column ",
+    ),
+    bad(
+        "alias-cycle-in-a-mapping",
+        chat_app("  pre_prompt: hi\n  extra: &me {self: *me}\n"),
+        "app.yml: the alias *me is inside the node it names (a cycle) at line 6, column ",
     ),
     # 5,000 unclosed '[': libyaml's own flow limit (1000) or ours may fire first; both
     # are refusals that talk about nesting.
@@ -560,6 +584,15 @@ def test_modest_aliases_are_accepted() -> None:
     app = load_dsl(text, SOURCE)
     nodes = app.document["workflow"]["graph"]["nodes"]
     assert nodes[0]["data"] == nodes[1]["data"] == {"type": "start", "variables": ["x", "y"]}
+
+
+def test_aliased_text_counts_against_the_size_limit() -> None:
+    """The text aliases expand to may not exceed the byte limit the file itself has."""
+    text = "app: {{mode: chat, name: Demo}}\nmodel_config: {{pre_prompt: &p '{0}', a: [{1}]}}\n"
+    within = text.format("x" * 400, "*p, *p")
+    assert load_dsl(within, SOURCE, max_bytes=2000).document["model_config"]["a"] == ["x" * 400] * 2
+    with pytest.raises(DSLFormatError, match="limit of 2,000 characters of text"):
+        load_dsl(text.format("x" * 400, "*p, *p, *p, *p, *p"), SOURCE, max_bytes=2000)
 
 
 # --- the good cases ----------------------------------------------------------------------
