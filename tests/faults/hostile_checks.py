@@ -1,4 +1,4 @@
-"""The checks ``test_hostile_dsl.py`` applies to every run, and its hang guard.
+"""How ``test_hostile_dsl.py`` runs a case (hang guard included) and what it checks.
 
 A run of ``autoopt`` on a hostile input is fine when it exits 0, or exits 1
 with exactly one ``Error: `` line naming the input; it never shows a traceback
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.faults.workspace import SENTINEL_KEY
+from tests.faults.workspace import SENTINEL_KEY, Workspace
 
 HANG_SECONDS = 10.0
 
@@ -84,6 +85,39 @@ def hang_guard(seconds: float) -> Iterator[Guard]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def run_in_process(workspace: Workspace, args: tuple[str, ...]) -> Outcome:
+    started = time.monotonic()
+    with hang_guard(HANG_SECONDS) as guard:
+        result = workspace.invoke(*args)
+    exception = result.exception
+    if isinstance(exception, SystemExit):
+        exception = None
+    return Outcome(
+        args=args,
+        exit_code=result.exit_code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        exception=exception,
+        seconds=time.monotonic() - started,
+        hung=guard.fired,
+    )
+
+
+def run_subprocess(workspace: Workspace, args: tuple[str, ...]) -> Outcome:
+    started = time.monotonic()
+    finished = workspace.run(*args, timeout=HANG_SECONDS)
+    seconds = time.monotonic() - started
+    return Outcome(
+        args=args,
+        exit_code=finished.returncode,
+        stdout=finished.stdout,
+        stderr=finished.stderr,
+        exception=None,
+        seconds=seconds,
+        hung=finished.returncode < 0 and seconds >= HANG_SECONDS,
+    )
 
 
 def problems_with_outcome(outcome: Outcome, path: Path) -> list[str]:

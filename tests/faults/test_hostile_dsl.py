@@ -15,8 +15,11 @@ real subprocesses:
   before is still there, equal, and every version file keeps its hash; a
   refused input adds no version file;
 * YAML bombs (billion laughs, one long string aliased many times, an alias
-  cycle, 10 000-deep nesting, a file over the size limit, /dev/zero) are
-  refused with the matching message inside the size and time limits.
+  cycle, 10 000-deep nesting, a file over the size limit, /dev/zero, a 2 GB
+  sparse file at the shipped 10 MB limit) are refused with the matching
+  message inside the size and time limits;
+* a named pipe given as the app is refused rather than waited on (xfail, strict:
+  the fix belongs in ``infrastructure/dsl_files.read_bytes``).
 
 A failure names the case and the seed: ``AUTOOPT_FAULT_SEED=<seed>`` reproduces it.
 """
@@ -26,7 +29,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,10 @@ from tests.e2e.test_cli_dsl import APP_FILE_CASES, billion_laughs
 from tests.faults.dsl_mutations import Case, generate, load_seeds
 from tests.faults.hostile_checks import (
     HANG_SECONDS,
-    Outcome,
-    hang_guard,
     problems_with_outcome,
     problems_with_store,
+    run_in_process,
+    run_subprocess,
 )
 from tests.faults.workspace import Workspace
 from tests.unit.test_dsl_loading import BAD_INPUTS
@@ -87,39 +89,6 @@ def commands_for(index: int, path: Path, folder: Path) -> tuple[str, ...]:
     if turn == 7:
         return ("optimize", str(path), "--dry-run")
     return ("optimize", str(path))
-
-
-def run_in_process(workspace: Workspace, args: tuple[str, ...]) -> Outcome:
-    started = time.monotonic()
-    with hang_guard(HANG_SECONDS) as guard:
-        result = workspace.invoke(*args)
-    exception = result.exception
-    if isinstance(exception, SystemExit):
-        exception = None
-    return Outcome(
-        args=args,
-        exit_code=result.exit_code,
-        stdout=result.stdout,
-        stderr=result.stderr,
-        exception=exception,
-        seconds=time.monotonic() - started,
-        hung=guard.fired,
-    )
-
-
-def run_subprocess(workspace: Workspace, args: tuple[str, ...]) -> Outcome:
-    started = time.monotonic()
-    finished = workspace.run(*args, timeout=HANG_SECONDS)
-    seconds = time.monotonic() - started
-    return Outcome(
-        args=args,
-        exit_code=finished.returncode,
-        stdout=finished.stdout,
-        stderr=finished.stderr,
-        exception=None,
-        seconds=seconds,
-        hung=finished.returncode < 0 and seconds >= HANG_SECONDS,
-    )
 
 
 def check_cases(
@@ -396,3 +365,24 @@ def test_a_named_pipe_given_as_the_app_is_refused_not_waited_on(
     assert not outcome.hung, f"still waiting on the pipe after {HANG_SECONDS} s"
     assert outcome.exit_code == 1, outcome.describe()
     assert problems_with_outcome(outcome, pipe) == [], outcome.describe()
+
+
+@pytest.mark.parametrize("subprocess", [False, True], ids=["in-process", "subprocess"])
+def test_files_over_the_default_limit_are_refused_without_reading_them_whole(
+    workspace: Workspace, corpus_dir: Path, tmp_path: Path, subprocess: bool
+) -> None:
+    """At the shipped limit (10 MB): a 2 GB sparse file and /dev/zero end in one error line."""
+    before = seed_store(workspace, corpus_dir, tmp_path / "cases")
+    huge = tmp_path / "huge.yml"
+    with huge.open("wb") as handle:
+        handle.truncate(2_000_000_000)  # sparse: costs no disk, would cost 2 GB of memory
+    zero = tmp_path / "zero.yml"
+    zero.symlink_to("/dev/zero")
+    for path in (huge, zero):
+        outcome = (run_subprocess if subprocess else run_in_process)(
+            workspace, ("optimize", str(path))
+        )
+        assert problems_with_outcome(outcome, path) == [], outcome.describe()
+        assert outcome.exit_code == 1, outcome.describe()
+        assert "more than the limit of 10000000 bytes" in outcome.stderr, outcome.describe()
+    assert problems_with_store(before, workspace.snapshot(), refused=True) == []
