@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from autoopt.domain.dsl_loading import DifyApp, dump_dsl, load_dsl
 from autoopt.domain.errors import DSLFormatError
@@ -28,7 +30,7 @@ def read_app(path: Path, max_bytes: int) -> DifyApp:
 def read_bytes(path: Path, max_bytes: int) -> bytes:
     """A whole input file, refused past ``max_bytes`` without reading it all."""
     try:
-        with path.open("rb") as handle:
+        with _open_for_reading(path) as handle:
             # One byte over the limit is enough to refuse; never read a huge file whole.
             data = handle.read(max_bytes + 1)
     except FileNotFoundError as exc:
@@ -40,6 +42,26 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise DSLFormatError(f"{path}: more than the limit of {max_bytes} bytes")
     return data
+
+
+def _open_for_reading(path: Path) -> BinaryIO:
+    """Open ``path``, refusing a named pipe or socket instead of waiting on it.
+
+    A plain ``open`` of a FIFO blocks until some process writes to it, which
+    would hang the command; opening non-blocking and looking at what was
+    opened costs nothing for a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            raise DSLFormatError(f"{path}: not a regular file (a named pipe or socket)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def write_app(path: Path, document: dict[str, Any]) -> None:

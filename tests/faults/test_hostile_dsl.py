@@ -351,11 +351,6 @@ def test_a_folder_holding_a_named_pipe_skips_it(
     assert problems_with_outcome(outcome, folder) == [], outcome.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infrastructure/dsl_files.read_bytes opens a named pipe with a blocking open(): "
-    "with no writer it waits forever (fix: refuse non-regular files before reading)",
-)
 def test_a_named_pipe_given_as_the_app_is_refused_not_waited_on(
     workspace: Workspace, prepared: dict[str, Any], tmp_path: Path
 ) -> None:
