@@ -89,8 +89,15 @@ def patches_group() -> None:
     required=True,
     help="Where to write the patched app (written atomically).",
 )
+@click.option(
+    "--overwrite-input",
+    is_flag=True,
+    help="Let --out name APP_FILE itself; without it that is refused.",
+)
 @pass_state
-def apply(state: CliState, app_file: Path, patches_file: Path, out_file: Path) -> None:
+def apply(
+    state: CliState, app_file: Path, patches_file: Path, out_file: Path, overwrite_input: bool
+) -> None:
     """Apply the patches in PATCHES_FILE (a JSON list) to APP_FILE.
 
     Each patch: {"workflow_id", "node_id", "selector_type": "by_id"|"by_path",
@@ -102,9 +109,11 @@ def apply(state: CliState, app_file: Path, patches_file: Path, out_file: Path) -
       autoopt patches apply app.yml patches.json --out app.patched.yml
     """
     from autoopt.domain.patching import apply_patches
-    from autoopt.infrastructure.dsl_files import read_app, write_app
+    from autoopt.infrastructure.dsl_files import read_app, refuse_overwriting_input, write_app
     from autoopt.infrastructure.patch_files import read_patches
 
+    if not overwrite_input:
+        refuse_overwriting_input(out_file, app_file)
     app = read_app(app_file, state.settings().dsl.max_bytes)
     outcome = apply_patches(app, read_patches(patches_file))
     write_app(out_file, outcome.document)

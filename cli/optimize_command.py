@@ -91,6 +91,7 @@ def optimize(
     """
     from autoopt.cli.llm_commands import estimate, language_model
     from autoopt.domain.errors import ConfigurationError, OptimizerError
+    from autoopt.infrastructure.dsl_files import refuse_overwriting_input
     from autoopt.infrastructure.settings import Override, preset_overrides
 
     if preset:
@@ -107,12 +108,8 @@ def optimize(
     files, problems = _expand(apps, container.settings.dsl.max_bytes)
     if out_file is not None and len(files) + len(problems) != 1:
         raise ConfigurationError("--out names one output file; give exactly one app with it")
-    if out_file is not None and files and not overwrite_input and _same_file(out_file, files[0]):
-        # A patched app over its own export would lose the original the run's
-        # baseline versions came from; only an explicit flag may do that.
-        raise ConfigurationError(
-            f"{out_file}: --out is the input file; pass --overwrite-input to replace it"
-        )
+    if out_file is not None and files and not overwrite_input:
+        refuse_overwriting_input(out_file, files[0])
     llm = None if dry_run else language_model(container, use_cache=not no_cache, max_cost=max_cost)
     reports: list[RunReport] = []
     for source in files:
@@ -161,15 +158,6 @@ def _optimize_file(
             sink=sink,
             progress=advance,
         )
-
-
-def _same_file(first: Path, second: Path) -> bool:
-    """Whether two paths name one file, through links and relative spellings."""
-    try:
-        return first.samefile(second)
-    except OSError:
-        # Either is missing: the same file only if they spell the same place.
-        return first.resolve() == second.resolve()
 
 
 def _expand(apps: tuple[Path, ...], max_bytes: int) -> tuple[list[Path], list[str]]:

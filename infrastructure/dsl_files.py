@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from autoopt.domain.dsl_loading import DifyApp, dump_dsl, load_dsl
-from autoopt.domain.errors import DSLFormatError
+from autoopt.domain.errors import ConfigurationError, DSLFormatError
 from autoopt.infrastructure.storage.atomic import (
     TEMP_SUFFIX,
     process_alive,
@@ -87,6 +87,22 @@ class FileSink:
         except OSError as exc:
             raise DSLFormatError(f"{self.path}: cannot write ({exc.strerror})") from exc
         return hashlib.sha256(data).hexdigest()
+
+
+def refuse_overwriting_input(out_file: Path, source: Path) -> None:
+    """``--out`` naming the input itself is refused: the original export would be gone.
+
+    Compares files, not spellings, so a link or a relative path to the input
+    is caught too; commands let ``--overwrite-input`` skip this.
+    """
+    try:
+        same = out_file.samefile(source)
+    except OSError:  # either is missing: the same file only if they spell one place
+        same = out_file.resolve() == source.resolve()
+    if same:
+        raise ConfigurationError(
+            f"{out_file}: --out is the input file; pass --overwrite-input to replace it"
+        )
 
 
 def default_output(source: Path) -> Path:

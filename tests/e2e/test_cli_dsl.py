@@ -288,13 +288,26 @@ def test_a_skipped_patch_prints_a_skipped_line(autoopt: Invoke, app_file: Path) 
     assert document(autoopt.workdir / "out.yml") == document(app_file)
 
 
-def test_out_may_be_the_input_itself(autoopt: Invoke, app_file: Path) -> None:
+def test_out_over_the_input_is_refused_unless_asked(autoopt: Invoke, app_file: Path) -> None:
+    write_patches(autoopt.workdir, [patch(strategy="prepend", content="【重要】")])
+    original = app_file.read_bytes()
+    result = autoopt("patches", "apply", "app.yml", "patches.json", "--out", "./app.yml")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "Error: app.yml: --out is the input file; pass --overwrite-input to replace it\n"
+    )
+    assert app_file.read_bytes() == original
+
+
+def test_out_may_be_the_input_itself_when_asked(autoopt: Invoke, app_file: Path) -> None:
     folder = autoopt.workdir
     write_patches(folder, [patch(strategy="prepend", content="【重要】")])
     before_names = sorted(p.name for p in folder.iterdir())
     before_inode = app_file.stat().st_ino
 
-    result = autoopt("patches", "apply", "app.yml", "patches.json", "--out", "app.yml")
+    result = autoopt(
+        "patches", "apply", "app.yml", "patches.json", "--out", "app.yml", "--overwrite-input"
+    )
 
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
