@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from figures import Figure
+
 from autoopt.domain.dsl_loading import load_dsl
 from autoopt.infrastructure.bootstrap import build
 from autoopt.infrastructure.dsl_files import FileSink
@@ -89,6 +91,21 @@ def run(corpus: Path, limit: int | None) -> dict[str, Any]:
     }
 
 
+def figures(result: dict[str, Any]) -> list[Figure]:
+    """The headline figures, in run_all.py's shape."""
+    scope = f"{result['prompts']} prompts of {result['apps']} apps"
+    return [
+        Figure(
+            f"optimize offline, per prompt median ({scope})",
+            result["median_ms_per_prompt"],
+            "ms",
+            aim=f"< {AIM_MS:.0f} ms",
+            met=result["aim_met"],
+        ),
+        Figure(f"optimize offline, per prompt p90 ({scope})", result["p90_ms_per_prompt"], "ms"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first 10 apps only")
@@ -102,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     result = run(args.corpus, 10 if args.quick else None)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**result, "figures": [f.as_dict() for f in figures(result)]}, indent=2))
         return 0
     print("Offline optimization of the corpus (SQLite synchronous=FULL, durable file store)")
     print(f"apps {result['apps']}, prompts {result['prompts']}, improved {result['optimized']}")

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import postgres_target
+from figures import Figure
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
@@ -459,6 +460,35 @@ def print_side_by_side(sqlite: list[dict[str, Any]], pg: list[dict[str, Any]]) -
     print("/floor = rebuild time over one bare read_all() pass on the same backend")
 
 
+def figures(results: list[dict[str, Any]], backend: str) -> list[Figure]:
+    """The headline figures of one backend, in run_all.py's shape."""
+    small, large = results[0], results[-1]
+    eps = large["rebuild_eps"]
+    traced = large["traced_peak_mb"] / small["traced_peak_mb"]
+    return [
+        Figure(
+            f"projection rebuild, {large['events']:,} events, {backend}",
+            eps,
+            "events/s",
+            "one read_all() pass",
+            large["floor_eps"],
+            eps / large["floor_eps"],
+            f">= {AIM_EPS:,} events/s",
+            eps >= AIM_EPS,
+        ),
+        Figure(
+            f"rebuild traced memory peak, {large['events']:,} events, {backend}",
+            large["traced_peak_mb"],
+            "MB",
+            f"same at {small['events']:,} events",
+            small["traced_peak_mb"],
+            traced,
+            f"flat: <= {AIM_FLAT}x",
+            traced <= AIM_FLAT,
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Projection rebuild throughput and memory")
     parser.add_argument(
@@ -484,8 +514,11 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
         aims = {"events_per_s_at_least": AIM_EPS, "traced_peak_ratio_at_most": AIM_FLAT}
         out: dict[str, Any] = {**meta, "rounds": rounds, "aims": aims, "results": results}
+        headline = figures(results, "SQLite")
         if pg is not None:
             out["postgresql"] = {"setup": pg_setup, "results": pg}
+            headline += figures(pg, "PostgreSQL")
+        out["figures"] = [f.as_dict() for f in headline]
         print(json.dumps(out, indent=2))
         return 0
     print_table(results, rounds, "SQLite", f"sqlite {sqlite3.sqlite_version}, WAL, sync=FULL")

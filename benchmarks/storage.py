@@ -49,6 +49,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from figures import Figure
+
 from autoopt.domain.models import PromptVersion, Scores
 from autoopt.infrastructure.storage import FileSystemStorage
 from autoopt.infrastructure.storage.codec import encode_version
@@ -263,6 +265,43 @@ def print_table(result: dict[str, Any], aims: list[dict[str, Any]], size: Size) 
     )
 
 
+def figures(result: dict[str, Any], size: Size) -> list[Figure]:
+    """The headline figures, in run_all.py's shape."""
+    rows = result["rows"]
+
+    def row(key: str, baseline: str | None, aim: str, met: bool) -> Figure:
+        data = rows[key]
+        return Figure(
+            data["operation"],
+            data["autoopt_us"],
+            "us",
+            baseline,
+            data.get("floor_us"),
+            data.get("ratio"),
+            aim,
+            met,
+        )
+
+    save, hit = rows["save"], rows["get_cache"]
+    ten, big = rows["latest_ten"]["autoopt_us"], rows["latest_big"]["autoopt_us"]
+    return [
+        row("save", "write+fsync+replace floor", "<= 2x floor", save["ratio"] <= 2),
+        row("get_cache", "dict lookup", "< 5 us", hit["autoopt_us"] < 5),
+        row("get_disk", "read+json.loads", "<= 800 us", rows["get_disk"]["autoopt_us"] <= 800),
+        row("latest", None, "<= 200 us", rows["latest"]["autoopt_us"] <= 200),
+        Figure(
+            f"latest_version_number, {size.big:,} versions",
+            big,
+            "us",
+            "same at 10 versions",
+            ten,
+            result["latest_big_vs_ten"],
+            "O(1): <= 1.5x",
+            result["latest_big_vs_ten"] <= 1.5,
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="FileSystemStorage latency")
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI smoke runs")
@@ -279,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     aims = check_aims(result["rows"])
     if args.json:
         meta = {"python": platform.python_version(), "folder": tempfile.gettempdir()}
-        print(json.dumps({**meta, "size": vars(size), "aims": aims, **result}, indent=2))
+        headline = [f.as_dict() for f in figures(result, size)]
+        document = {**meta, "size": vars(size), "aims": aims, **result, "figures": headline}
+        print(json.dumps(document, indent=2))
     else:
         print_table(result, aims, size)
     return 0
