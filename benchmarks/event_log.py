@@ -15,6 +15,20 @@ It leaves out just what is under scrutiny: SQLAlchemy and pydantic (the floor
 gets ``event.payload()`` dicts made before timing). "bare insert" is a leaner
 reference: INSERT + COMMIT per transaction, every parameter made in advance.
 
+The peer is the ``eventsourcing`` library's SQLite recorder
+(``SQLiteApplicationRecorder``, the one with a global order, as autoopt's
+``position``; installed by the ``bench`` extra, never a runtime dependency),
+on the same workloads: ``insert_events`` of ``StoredEvent`` objects made before
+the clock starts (``originator_id`` the stream, ``originator_version`` the
+stream version, ``topic`` the event type, ``state`` the same JSON payload bytes
+the floor writes). Its optimistic-concurrency check is its table's primary key
+(``originator_id``, ``originator_version``). Same durability: its pool switches
+each connection to WAL itself but sets no ``synchronous``, so the benchmark's
+datastore swaps in a pool whose ``_create_connection`` runs
+``PRAGMA synchronous=FULL`` on every new connection (SQLite's default here, but
+set, not assumed), and checks both PRAGMAs on the writer before timing. Without
+``eventsourcing`` installed the peer is skipped, with one line saying so.
+
 With ``--postgres-url`` (or ``AUTOOPT_BENCH_POSTGRES_URL``) the same workloads
 then run against PostgreSQL, each implementation in a fresh database copied from
 a migrated template, with ``synchronous_commit=on``: ``SqlEventLog`` beside a
@@ -33,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import platform
 import sqlite3
@@ -51,6 +66,7 @@ from typing import Any
 
 import postgres_target
 import psycopg
+from figures import Figure, table
 
 from autoopt.domain.events import PromptExtracted
 from autoopt.infrastructure.db import open_database
@@ -283,12 +299,64 @@ def pg_bare_steps(url: str, batches: list[Batch], stack: ExitStack) -> list[Step
     return steps
 
 
+def eventsourcing_steps(path: Path, batches: list[Batch], stack: ExitStack) -> list[Step]:
+    """The peer: ``SQLiteApplicationRecorder.insert_events``, WAL and ``synchronous=FULL``."""
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.sqlite import (
+        SQLiteApplicationRecorder,
+        SQLiteConnection,
+        SQLiteConnectionPool,
+        SQLiteDatastore,
+    )
+
+    class FullSyncPool(SQLiteConnectionPool):
+        def _create_connection(self) -> SQLiteConnection:
+            conn = super()._create_connection()  # this sets journal_mode=WAL
+            conn.cursor().execute("PRAGMA synchronous=FULL")
+            return conn
+
+    datastore = SQLiteDatastore(str(path), originator_id_type="text")
+    datastore.pool.close()  # it has made no connection yet
+    datastore.pool = FullSyncPool(db_name=str(path))
+    stack.callback(datastore.close)
+    recorder = SQLiteApplicationRecorder(datastore)
+    recorder.create_table()
+    with datastore.get_connection(commit=True) as conn:
+        cursor = conn.cursor()
+        cursor.execute("PRAGMA journal_mode")
+        journal = cursor.fetchone()[0]
+        cursor.execute("PRAGMA synchronous")
+        synchronous = cursor.fetchone()[0]
+    if (journal.lower(), synchronous) != ("wal", 2):
+        raise RuntimeError(f"eventsourcing peer: journal_mode={journal}, synchronous={synchronous}")
+    steps: list[Step] = []
+    for stream_id, events, expected in batches:
+        stored = [
+            StoredEvent(
+                originator_id=stream_id,
+                originator_version=expected + k,
+                topic=row[1],
+                state=json.dumps(row[6]).encode(),
+            )
+            for k, row in enumerate(plain_rows(events), 1)
+        ]
+        steps.append(partial(recorder.insert_events, stored))
+    return steps
+
+
+PEER = "eventsourcing"
+PEER_NAME = "eventsourcing SQLite recorder"
+PEER_SKIPPED = "eventsourcing peer: skipped (not installed; pip install -e '.[bench]')"
+HAS_PEER = importlib.util.find_spec(PEER) is not None
+
+
 Prepare = Callable[[Any, list[Batch], ExitStack], list[Step]]
 Place = Callable[[str, ExitStack], Any]  # implementation name -> where it writes, fresh
 IMPLEMENTATIONS: dict[str, Prepare] = {
     "autoopt": autoopt_steps,
     "floor": floor_steps,
     "bare_insert": bare_steps,
+    **({PEER: eventsourcing_steps} if HAS_PEER else {}),
 }
 PG_IMPLEMENTATIONS: dict[str, Prepare] = {
     "autoopt": log_steps,
@@ -357,6 +425,12 @@ def measure(
         "events_per_round": workload.events,
         **{f"{name}_eps": statistics.median(values) for name, values in rates.items()},
         "ratio": statistics.median(s["autoopt"] / s["floor"] for s in samples),
+        # autoopt / each other implementation, the median of the per-round ratios
+        "ratios": {
+            name: statistics.median(s["autoopt"] / s[name] for s in samples)
+            for name in implementations
+            if name != "autoopt"
+        },
         "samples_eps": rates,
     }
 
@@ -364,15 +438,21 @@ def measure(
 def print_table(results: list[dict[str, Any]], rounds: int, title: str, setup: str) -> None:
     print(f"{title} event log appends, events/s, median of {rounds} rounds")
     print(setup)
+    peer = f"{PEER}_eps" in results[0]
     head = f"{'workload':<24}{'autoopt':>9}{'floor':>9}{'ratio':>8}{'aim':>10}{'bare insert':>13}"
+    if peer:
+        head += f"{'eventsourcing':>15}{'/peer':>8}"
     print(f"{head}\n{'-' * len(head)}")
     for i, res in enumerate(results):
         name = f"{res['workload']} ({res['events_per_round']})"
         aim = f">={AIM:.2f}x" if i == 0 else ""
-        print(
+        line = (
             f"{name:<24}{res['autoopt_eps']:>9,.0f}{res['floor_eps']:>9,.0f}"
             f"{res['ratio']:>7.2f}x{aim:>10}{res['bare_insert_eps']:>13,.0f}"
         )
+        if peer:
+            line += f"{res[f'{PEER}_eps']:>15,.0f}{res['ratios'][PEER]:>7.2f}x"
+        print(line)
     single = results[0]["ratio"]
     print(f"aim (single-event >= {AIM:.2f}x floor): {'met' if single >= AIM else 'NOT met'}")
 
@@ -389,6 +469,87 @@ def print_side_by_side(sqlite: list[dict[str, Any]], pg: list[dict[str, Any]]) -
             f"{post['autoopt_eps']:>12,.0f}{post['ratio']:>7.2f}x"
             f"{post['autoopt_eps'] / lite['autoopt_eps']:>10.2f}x"
         )
+
+
+BATCH_AIM = 100_000  # events/s in 100-event transactions, an absolute aim
+
+
+def figures(sqlite: list[dict[str, Any]], pg: list[dict[str, Any]] | None) -> list[Figure]:
+    """The headline figures, in the shape of ``benchmarks/figures.py``."""
+    single, batched = sqlite
+    out: list[Figure] = []
+    if f"{PEER}_eps" in single:
+        ratio = single["ratios"][PEER]
+        out.append(
+            Figure(
+                "event append, single-event tx",
+                single["autoopt_eps"],
+                "events/s",
+                PEER_NAME,
+                single[f"{PEER}_eps"],
+                ratio,
+                ">= 1x peer",
+                ratio >= 1.0,
+            )
+        )
+    else:
+        out.append(
+            Figure(
+                "event append, single-event tx",
+                single["autoopt_eps"],
+                "events/s",
+                aim=">= 1x peer (peer not installed)",
+            )
+        )
+    out.append(
+        Figure(
+            "event append, 100-event tx",
+            batched["autoopt_eps"],
+            "events/s",
+            "sqlite3 floor",
+            batched["floor_eps"],
+            batched["ratio"],
+            f">= {BATCH_AIM:,} events/s",
+            batched["autoopt_eps"] >= BATCH_AIM,
+        )
+    )
+    out.append(
+        Figure(
+            "event append, single-event tx, vs floor",
+            single["autoopt_eps"],
+            "events/s",
+            "sqlite3 floor",
+            single["floor_eps"],
+            single["ratio"],
+            f">= {AIM:.2f}x floor",
+            single["ratio"] >= AIM,
+        )
+    )
+    if f"{PEER}_eps" in batched:
+        out.append(
+            Figure(
+                "event append, 100-event tx, vs peer",
+                batched["autoopt_eps"],
+                "events/s",
+                PEER_NAME,
+                batched[f"{PEER}_eps"],
+                batched["ratios"][PEER],
+            )
+        )
+    for res in pg or []:
+        out.append(
+            Figure(
+                f"event append, {res['workload']}, PostgreSQL",
+                res["autoopt_eps"],
+                "events/s",
+                "psycopg floor",
+                res["floor_eps"],
+                res["ratio"],
+                f">= {AIM:.2f}x floor" if res["batch_size"] == 1 else "",
+                res["ratio"] >= AIM if res["batch_size"] == 1 else None,
+            )
+        )
+    return out
 
 
 def measure_postgres(
@@ -419,21 +580,27 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
         aim = {"single_event_ratio_at_least": AIM, "met": results[0]["ratio"] >= AIM}
         out: dict[str, Any] = {**meta, "rounds": rounds, "aim": aim, "results": results}
+        out["peer"] = PEER_NAME if HAS_PEER else None
         if pg is not None:
             out["postgresql"] = {"setup": pg_setup, "results": pg}
+        out["figures"] = [f.as_dict() for f in figures(results, pg)]
         print(json.dumps(out, indent=2))
         return 0
     sqlite_setup = (
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, WAL, sync=FULL"
     )
     print_table(results, rounds, "SQLite", sqlite_setup)
+    if not HAS_PEER:
+        print(PEER_SKIPPED)
     if pg is None:
         print(postgres_target.SKIPPED)
-        return 0
+    else:
+        print()
+        print_table(pg, rounds, "PostgreSQL", pg_setup)
+        print()
+        print_side_by_side(results, pg)
     print()
-    print_table(pg, rounds, "PostgreSQL", pg_setup)
-    print()
-    print_side_by_side(results, pg)
+    print(table(figures(results, pg)))
     return 0
 
 
