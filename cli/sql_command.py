@@ -6,7 +6,6 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -64,6 +63,8 @@ def distinct_names(names: Sequence[str]) -> list[str]:
 
 def plain(value: Any, fmt: str) -> Any:
     """A driver value as text or a JSON value: the same answer in every format."""
+    from decimal import Decimal  # 2 ms at start-up (_decimal) otherwise; only sql needs it
+
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
