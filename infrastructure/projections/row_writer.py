@@ -10,15 +10,21 @@ shown 65% of its time in building one INSERT per event.
 
 Every buffered row remembers the event it came from: when a bulk insert fails,
 it is retried row by row under a savepoint to name that event.
+
+The bulk insert goes to the driver's cursor (on the same connection, inside
+the same transaction) with each column's SQLAlchemy bind processor applied
+once per value: a rebuild profile showed SQLAlchemy's per-row parameter
+construction for executemany (``construct_params`` and the dicts it is fed)
+at a sixth of the whole rebuild.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, Update, and_, bindparam, insert, update
+from sqlalchemy import Connection, Dialect, Table, Update, and_, bindparam, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from autoopt.domain.ports import RecordedEvent
@@ -81,34 +87,74 @@ class RowWriter:
         self._pending.clear()
 
     def _insert_all(self, table: Table, rows: Sequence[_Pending]) -> None:
-        columns = [c.name for c in table.columns]
-        values = [{name: p.row.get(name) for name in columns} for p in rows]
-        statement = self._statements.insert(table)
+        statement = self._statements.driver_insert(table, self._conn.dialect)
+        values = [statement.parameters(p.row) for p in rows]
+        failure = self._conn.dialect.loaded_dbapi.Error
         try:
             with self._conn.begin_nested():
-                self._conn.execute(statement, values)
+                statement.execute(self._conn, values)
             return
-        except SQLAlchemyError:
+        except (SQLAlchemyError, failure):
             pass  # find the row that failed, below
         for pending, row in zip(rows, values, strict=True):
             try:
                 with self._conn.begin_nested():
-                    self._conn.execute(statement, [row])
-            except SQLAlchemyError as exc:
+                    statement.execute(self._conn, [row])
+            except (SQLAlchemyError, failure) as exc:
                 raise RowError(pending.record, pending.projector, exc) from exc
 
 
+@dataclass(frozen=True)
+class DriverInsert:
+    """An INSERT of every column of one table, in the driver's own parameter style."""
+
+    sql: str
+    columns: tuple[str, ...]
+    # (column index, processor) for the columns whose values need converting.
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    @classmethod
+    def build(cls, table: Table, dialect: Dialect) -> DriverInsert:
+        quote = dialect.identifier_preparer.quote
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        columns = tuple(c.name for c in table.columns)
+        sql = (
+            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+            f"({', '.join(quote(name) for name in columns)}) "
+            f"VALUES ({', '.join([marker] * len(columns))})"
+        )
+        # The processors SQLAlchemy itself would apply (JSON to text, datetime
+        # to SQLite's text form, booleans to integers), looked up once.
+        processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
+        processed = tuple((i, fn) for i, fn in enumerate(processors) if fn is not None)
+        return cls(sql, columns, processed)
+
+    def parameters(self, row: Mapping[str, Any]) -> list[Any]:
+        values = [row.get(name) for name in self.columns]
+        for index, process in self.processed:
+            # None too: a JSON column stores None as JSON null, as SQLAlchemy would.
+            values[index] = process(values[index])
+        return values
+
+    def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.sql, rows)
+        finally:
+            cursor.close()
+
+
 class StatementCache:
-    """INSERT and UPDATE statements, built once per table and set of columns."""
+    """INSERT and UPDATE statements, built once per table (and dialect) and set of columns."""
 
     def __init__(self) -> None:
-        self._inserts: dict[Table, Insert] = {}
+        self._inserts: dict[tuple[Table, str], DriverInsert] = {}
         self._updates: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Update] = {}
 
-    def insert(self, table: Table) -> Insert:
-        statement = self._inserts.get(table)
+    def driver_insert(self, table: Table, dialect: Dialect) -> DriverInsert:
+        statement = self._inserts.get((table, dialect.name))
         if statement is None:
-            statement = self._inserts[table] = insert(table)
+            statement = self._inserts[(table, dialect.name)] = DriverInsert.build(table, dialect)
         return statement
 
     def update(self, table: Table, key: tuple[str, ...], columns: tuple[str, ...]) -> Update:
