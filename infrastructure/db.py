@@ -15,12 +15,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -32,6 +28,10 @@ from sqlalchemy.exc import (
 )
 
 import autoopt.migrations
+from autoopt.migrations import HEAD_REVISION
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 from autoopt.domain.errors import (
     ConfigurationError,
     NotADatabaseError,
@@ -42,6 +42,7 @@ from autoopt.infrastructure.settings import DatabaseSettings, describe_url
 
 logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(autoopt.migrations.__file__).parent
+VERSION_TABLE = "alembic_version"  # where Alembic keeps the revision
 
 
 def create_db_engine(settings: DatabaseSettings) -> Engine:
@@ -111,6 +112,8 @@ def write_transaction(engine: Engine, lock_key: int | None = None) -> Iterator[C
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -119,21 +122,28 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the migrations folder has no revision"
     return head
 
 
 def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def current_revision(engine: Engine) -> tuple[str | None, bool]:
     """The schema revision, and whether the database is empty (no tables at all)."""
     with _translated(engine), engine.connect() as connection:
-        revision = MigrationContext.configure(connection).get_current_revision()
-        empty = revision is None and not inspect(connection).get_table_names()
-    return revision, empty
+        # Alembic's own table, read without Alembic: see HEAD_REVISION.
+        inspector = inspect(connection)
+        if inspector.has_table(VERSION_TABLE):
+            revision = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+            return revision, False
+        return None, not inspector.get_table_names()
 
 
 def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
@@ -142,6 +152,9 @@ def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
     Two processes opening a new database at once serialize here: the second
     finds the first one's work done.
     """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     with _translated(engine), write_transaction(engine) as connection:
         before = MigrationContext.configure(connection).get_current_revision()
         head = head_revision()
@@ -168,8 +181,7 @@ def open_database(settings: DatabaseSettings) -> Engine:
 
 
 def check_revision(engine: Engine, current: str | None) -> None:
-    head = head_revision()
-    if current == head:
+    if current == HEAD_REVISION:
         return
     where = describe_url(str(engine.url))
     if current is None:

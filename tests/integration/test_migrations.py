@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from autoopt.infrastructure.db import (
 )
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.settings import DatabaseSettings
+from autoopt.migrations import HEAD_REVISION
 from tests.factories import run_started
 from tests.postgres import postgres_backends, temporary_postgres_engine
 
@@ -31,6 +34,25 @@ def settings_for(path: Path) -> DatabaseSettings:
 
 def test_there_is_a_single_head() -> None:
     assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
+
+
+def test_the_head_constant_is_the_head_alembic_computes() -> None:
+    # Opening a database trusts HEAD_REVISION; a new migration must move it.
+    assert head_revision() == HEAD_REVISION
+
+
+def test_opening_an_up_to_date_database_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ready.db'}"
+    open_database(DatabaseSettings(url=url)).dispose()
+    probe = (
+        "import sys\n"
+        "from autoopt.infrastructure.db import open_database\n"
+        "from autoopt.infrastructure.settings import DatabaseSettings\n"
+        f"open_database(DatabaseSettings(url={url!r})).dispose()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
 
 
 def test_a_new_database_is_created_and_migrated_on_first_use(tmp_path: Path) -> None:
