@@ -15,25 +15,25 @@ from typing import Any
 from pydantic import ValidationError
 
 from autoopt.domain.errors import EventSchemaError
-from autoopt.domain.events import DomainEvent, event_class, upcast
+from autoopt.domain.events import ENVELOPE_FIELDS, DomainEvent, event_class, upcast
 from autoopt.domain.ports import RecordedEvent
 
+_ENVELOPE: set[str] = set(ENVELOPE_FIELDS)
 
-def event_to_row(
-    event: DomainEvent, *, position: int, stream_id: str, stream_version: int
-) -> dict[str, Any]:
-    return {
-        "position": position,
-        "event_id": str(event.event_id),
-        "stream_id": stream_id,
-        "stream_version": stream_version,
-        "event_type": event.event_type,
-        "schema_version": event.schema_version,
-        "occurred_at": event.occurred_at,
-        "correlation_id": event.correlation_id,
-        "causation_id": event.causation_id,
-        "payload": event.payload(),
-    }
+
+def payload_text(event: DomainEvent) -> str:
+    """The stored payload: ``event.payload()`` as compact JSON text.
+
+    Serialized by pydantic (in Rust) straight from the model: an append
+    profile showed ``model_dump`` followed by ``json.dumps`` at a third of the
+    work per event. It parses back to exactly ``event.payload()``.
+    """
+    return event.model_dump_json(exclude=_ENVELOPE)
+
+
+def sqlite_time(moment: datetime) -> str:
+    """The UTC text form SQLAlchemy's DateTime reads back on SQLite."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?")

@@ -9,12 +9,10 @@ position p never later finds a p' < p appear.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 from uuid import UUID
 
@@ -34,7 +32,7 @@ from autoopt.domain.ports import (
     check_expected_version,
     check_same_stream,
 )
-from autoopt.infrastructure.event_mapper import event_to_row, row_to_recorded
+from autoopt.infrastructure.event_mapper import payload_text, row_to_recorded, sqlite_time
 from autoopt.infrastructure.settings import describe_url
 from autoopt.infrastructure.tables import events
 
@@ -76,6 +74,7 @@ class AppendStatements:
     heads: str
     insert: str
     dialect: str
+    sqlite_time: bool
 
     @classmethod
     def for_dialect(cls, dialect: str, paramstyle: str) -> AppendStatements:
@@ -95,6 +94,7 @@ class AppendStatements:
                 "SELECT (SELECT COALESCE(MAX(stream_version), 0) FROM events"
                 f" WHERE stream_id = {marker}), (SELECT COALESCE(MAX(position), 0) FROM events)"
             ),
+            sqlite_time=dialect == "sqlite",
             insert=f"INSERT INTO events ({columns}) VALUES ({values})",
             dialect=dialect,
         )
@@ -103,15 +103,32 @@ class AppendStatements:
         markers = ", ".join([self.marker] * count)
         return f"SELECT event_id, position, stream_id FROM events WHERE event_id IN ({markers})"
 
-    def insert_params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        row["payload"] = json.dumps(row["payload"], ensure_ascii=False, separators=(",", ":"))
-        if self.dialect == "sqlite":
-            # The text form SQLAlchemy's DateTime reads back on SQLite.
-            row["occurred_at"] = row["occurred_at"].astimezone(UTC).strftime(SQLITE_DATETIME)
-        return tuple(row[c] for c in _INSERT_COLUMNS)
+    def heads_and_known(self, count: int) -> str:
+        """The heads, and whether any of ``count`` ids is stored, in one query.
 
+        Ids are new on every append but a retry; the full lookup runs only then.
+        """
+        markers = ", ".join([self.marker] * count)
+        head = self.heads.removeprefix("SELECT ")
+        return f"SELECT {head}, EXISTS (SELECT 1 FROM events WHERE event_id IN ({markers}))"
 
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+    def row(
+        self, event: DomainEvent, event_id: str, position: int, stream_id: str, version: int
+    ) -> tuple[Any, ...]:
+        """One event's INSERT parameters, in ``_INSERT_COLUMNS`` order."""
+        at = sqlite_time(event.occurred_at) if self.sqlite_time else event.occurred_at
+        return (
+            position,
+            event_id,
+            stream_id,
+            version,
+            event.event_type,
+            event.schema_version,
+            at,
+            event.correlation_id,
+            event.causation_id,
+            payload_text(event),
+        )
 
 
 def _stored_position(stored: tuple[int, str], event_id: str, stream_id: str) -> int:
@@ -148,25 +165,21 @@ class SqlEventLog:
             cursor = connection.cursor()
             try:
                 cursor.execute(sql.begin)
-                cursor.execute(sql.find_ids(len(ids)), ids)
-                stored = {event_id: (position, stream) for event_id, position, stream in cursor}
-                if len(stored) == len(ids):
-                    connection.rollback()
-                    return [_stored_position(stored[i], i, stream_id) for i in ids]
-                check_batch_ids(len(stored), len(ids))
-                cursor.execute(sql.heads, (stream_id,))
-                current, last = cursor.fetchone()
+                cursor.execute(sql.heads_and_known(len(ids)), (stream_id, *ids))
+                current, last, known = cursor.fetchone()
+                if known:
+                    cursor.execute(sql.find_ids(len(ids)), ids)
+                    stored = {eid: (position, stream) for eid, position, stream in cursor}
+                    if len(stored) == len(ids):
+                        connection.rollback()
+                        return [_stored_position(stored[i], i, stream_id) for i in ids]
+                    check_batch_ids(len(stored), len(ids))
                 check_expected_version(stream_id, current, expected_version)
                 rows = [
-                    sql.insert_params(
-                        event_to_row(
-                            event,
-                            position=last + offset,
-                            stream_id=stream_id,
-                            stream_version=current + offset,
-                        )
+                    sql.row(event, event_id, last + offset, stream_id, current + offset)
+                    for offset, (event_id, event) in enumerate(
+                        zip(ids, new_events, strict=True), start=1
                     )
-                    for offset, event in enumerate(new_events, start=1)
                 ]
                 cursor.executemany(sql.insert, rows)
                 connection.commit()

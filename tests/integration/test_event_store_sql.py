@@ -7,6 +7,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,44 @@ def test_sqlite_connections_use_wal_and_the_configured_synchronous(
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+
+
+def test_stored_payload_text_reads_back_as_the_payload(engine: Engine) -> None:
+    # The append writes pydantic's JSON text; small floats, escapes and
+    # non-BMP text must come back exactly as event.payload() has them.
+    from autoopt.domain.models import ChatMessage, LLMExchange
+
+    exchange = LLMExchange(
+        provider="openai",
+        model="gpt-4o-mini",
+        messages=(ChatMessage(role="user", content='quote " slash \\ \u2028 \U0001f600 é'),),
+        parameters={"temperature": 0.2, "top_p": 1e-07, "seed": 3, "stop": None},
+        cost_usd=4.5e-05,
+    )
+    iteration = IterationCompleted(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime(2026, 12, 5, 8, 0, 0, 123456, tzinfo=UTC),
+        run_id="run-7",
+        prompt_id="wf/1711528915811/prompt_template/0/text",
+        strategy="llm_guided",
+        iteration=1,
+        candidate_text="Summarize {{#sys.query#}}.",
+        score_before=52.0,
+        score_after=1e-05,
+        confidence=0.74,
+        decision="rejected",
+        reason="a reason with a tab\tand a newline\n",
+        llm_exchange=exchange,
+    )
+    events = [run_started(), prompt_extracted("1", 1), iteration]
+    log = SqlEventLog(engine)
+    for number, event in enumerate(events, start=1):
+        log.append(f"s-{number}", [event], 0)
+    for event, record in zip(events, log.read_all(), strict=True):
+        assert record.event == event
+        assert record.event.payload() == event.payload()
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT payload FROM events ORDER BY position")).scalars()
+        for event, payload in zip(events, stored, strict=True):
+            parsed = payload if isinstance(payload, dict) else json.loads(payload)
+            assert parsed == event.payload()

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, text
 
-from autoopt.infrastructure.event_mapper import event_to_row
 from autoopt.infrastructure.event_store import AppendStatements, SqlEventLog
 from autoopt.infrastructure.projections import tables
 from autoopt.infrastructure.projections.projectors import PROJECTORS
@@ -95,8 +94,8 @@ def test_an_uncommitted_position_holds_back_writers_and_readers_until_it_commits
         cursor.execute(sql.heads, ("run-1",))
         current, last = cursor.fetchone()
         assert (current, last) == (2, 2)
-        row = event_to_row(held_event, position=3, stream_id="run-1", stream_version=3)
-        cursor.execute(sql.insert, sql.insert_params(row))
+        row = sql.row(held_event, str(held_event.event_id), 3, "run-1", 3)
+        cursor.execute(sql.insert, row)
 
         # A second writer, on an engine (and so a connection) of its own.
         second: dict[str, Any] = {}
@@ -167,10 +166,8 @@ def test_a_rolled_back_position_is_taken_by_the_next_writer_leaving_no_gap(
     try:
         cursor = holder.cursor()
         cursor.execute(sql.begin)
-        row = event_to_row(
-            prompt_extracted("1", 1), position=2, stream_id="run-1", stream_version=2
-        )
-        cursor.execute(sql.insert, sql.insert_params(row))
+        late = prompt_extracted("1", 1)
+        cursor.execute(sql.insert, sql.row(late, str(late.event_id), 2, "run-1", 2))
 
         second: dict[str, Any] = {}
 
