@@ -39,6 +39,7 @@ from autoopt.infrastructure.db import alembic_config, open_database, upgrade_to_
 from autoopt.infrastructure.dsl_files import FileSink, read_app
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.settings import DatabaseSettings, load_settings
+from tests import dify_apps
 from tests.e2e.conftest import Invoke
 from tests.fakes import SequentialIds, SteppingClock
 from tests.llm_server import Answer, Dynamic, FakeLLMServer, JSONAnswer, Response
@@ -80,34 +81,11 @@ REWRITTEN = "\n".join(
 
 
 def llm_node(node_id: str, title: str, text: str) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "type": "custom",
-        "data": {
-            "title": title,
-            "type": "llm",
-            "model": {"mode": "chat", "name": PRICED, "provider": "openai"},
-            "prompt_template": [{"id": f"p-{node_id}", "role": "system", "text": text}],
-        },
-    }
+    return dify_apps.llm_node(node_id, text, title=title, model=PRICED)
 
 
 def app(name: str, *nodes: dict[str, Any]) -> dict[str, Any]:
-    start = {
-        "id": START,
-        "type": "custom",
-        "data": {
-            "title": "Start",
-            "type": "start",
-            "variables": [{"label": "topic", "type": "text-input", "variable": "topic"}],
-        },
-    }
-    return {
-        "app": {"mode": "workflow", "name": name},
-        "kind": "app",
-        "version": "0.1.5",
-        "workflow": {"graph": {"edges": [], "nodes": [start, *nodes]}},
-    }
+    return dify_apps.workflow_app(name, list(nodes), start=START, inputs=("topic",))
 
 
 NOTES = app(

@@ -34,6 +34,7 @@ import yaml
 from autoopt.infrastructure.bootstrap import Container
 from autoopt.infrastructure.dsl_files import FileSink, read_app
 from autoopt.infrastructure.settings import load_settings
+from tests import dify_apps
 from tests.e2e.conftest import Invoke
 from tests.fakes import SequentialIds, SteppingClock
 from tests.llm_server import Answer, Dynamic, FakeLLMServer, JSONAnswer, Response
@@ -63,44 +64,19 @@ REWRITTEN = "\n".join(
 
 
 def llm_node(node_id: str, title: str, text: str) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "type": "custom",
-        "data": {
-            "title": title,
-            "type": "llm",
-            "model": {"mode": "chat", "name": PRICED, "provider": "openai"},
-            "prompt_template": [{"id": f"p-{node_id}", "role": "system", "text": text}],
-        },
-    }
+    return dify_apps.llm_node(node_id, text, title=title, model=PRICED)
 
 
-APP = {
-    "app": {"mode": "workflow", "name": "Notes"},
-    "kind": "app",
-    "version": "0.1.5",
-    "workflow": {
-        "graph": {
-            "edges": [],
-            "nodes": [
-                {
-                    "id": START,
-                    "type": "custom",
-                    "data": {
-                        "title": "Start",
-                        "type": "start",
-                        "variables": [
-                            {"label": "topic", "type": "text-input", "variable": "topic"}
-                        ],
-                    },
-                },
-                llm_node("1711000000002", "Writer", WRITER),
-                llm_node("1711000000003", "Translator", TRANSLATOR),
-                llm_node("1711000000004", "摘要", SUMMARY),
-            ],
-        }
-    },
-}
+APP = dify_apps.workflow_app(
+    "Notes",
+    [
+        llm_node("1711000000002", "Writer", WRITER),
+        llm_node("1711000000003", "Translator", TRANSLATOR),
+        llm_node("1711000000004", "摘要", SUMMARY),
+    ],
+    start=START,
+    inputs=("topic",),
+)
 
 
 def answer(body: dict[str, Any]) -> Response:

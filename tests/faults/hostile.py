@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import REPO_ROOT
 
@@ -51,33 +50,6 @@ def hostile_names(root: Path) -> list[str]:
         "-rf",
         f"line\nbreak/../{TOKEN}-newline",
     ]
-
-
-def llm_node(node_id: str, text: str, title: str = "Writer") -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "type": "custom",
-        "data": {
-            "title": title,
-            "type": "llm",
-            "model": {"mode": "chat", "name": "gpt-4o-mini", "provider": "openai"},
-            "prompt_template": [{"id": "p1", "role": "system", "text": text}],
-        },
-    }
-
-
-def workflow_app(name: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
-    start = {
-        "id": "start",
-        "type": "custom",
-        "data": {"title": "Start", "type": "start", "variables": []},
-    }
-    return {
-        "app": {"mode": "workflow", "name": name},
-        "kind": "app",
-        "version": "0.1.5",
-        "workflow": {"graph": {"edges": [], "nodes": [start, *nodes]}},
-    }
 
 
 # Weak on purpose (vague words, one long line), so the rule strategies rewrite it.

@@ -35,7 +35,8 @@ import pytest
 import yaml
 
 from tests import browser
-from tests.faults.hostile import TOKEN, WEAK, TreeGuard, hostile_names, llm_node, workflow_app
+from tests.dify_apps import llm_node, workflow_app
+from tests.faults.hostile import TOKEN, WEAK, TreeGuard, hostile_names
 from tests.faults.workspace import Workspace
 
 
