@@ -123,6 +123,17 @@ def test_version() -> None:
     assert result.stdout == "autoopt, version 0.1.0\n"
 
 
+def test_the_version_is_the_installed_distributions() -> None:
+    # --version reads the dist-info itself to skip importing importlib.metadata;
+    # it must agree with importlib.metadata, the reference.
+    from importlib.metadata import version
+
+    from autoopt.cli.main import DISTRIBUTION, installed_version
+
+    assert installed_version() == version(DISTRIBUTION)
+    assert installed_version("pytest") == version("pytest")
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     assert CliRunner().invoke(cli, ["frobnicate"]).exit_code == 2
 
