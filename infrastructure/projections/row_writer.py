@@ -112,6 +112,8 @@ class DriverInsert:
     columns: tuple[str, ...]
     # (column index, processor) for the columns whose values need converting.
     processed: tuple[tuple[int, Callable[[Any], Any]], ...]
+    # PostgreSQL: COPY, one stream for all rows (executemany sends a statement per row).
+    copy_sql: str | None = None
 
     @classmethod
     def build(cls, table: Table, dialect: Dialect) -> DriverInsert:
@@ -127,7 +129,13 @@ class DriverInsert:
         # to SQLite's text form, booleans to integers), looked up once.
         processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
         processed = tuple((i, fn) for i, fn in enumerate(processors) if fn is not None)
-        return cls(sql, columns, processed)
+        copy_sql = (
+            f"COPY {dialect.identifier_preparer.format_table(table)} "
+            f"({', '.join(quote(name) for name in columns)}) FROM STDIN"
+            if dialect.name == "postgresql"
+            else None
+        )
+        return cls(sql, columns, processed, copy_sql)
 
     def parameters(self, row: Mapping[str, Any]) -> list[Any]:
         values = [row.get(name) for name in self.columns]
@@ -139,7 +147,12 @@ class DriverInsert:
     def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(self.sql, rows)
+            if self.copy_sql is None:
+                cursor.executemany(self.sql, rows)
+                return
+            with cursor.copy(self.copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
         finally:
             cursor.close()
 
