@@ -27,6 +27,8 @@ from autoopt.infrastructure.settings import DatabaseSettings
 from tests.factories import prompt_extracted
 from tests.process_barrier import POLL_SECONDS, Barrier, run_mode, worker_parser
 
+WRITE_PAUSE_SECONDS = 0.001
+
 
 def open_log(url: str) -> SqlEventLog:
     log = SqlEventLog(open_database(DatabaseSettings(url=url)))
@@ -44,6 +46,10 @@ def write(args: argparse.Namespace, barrier: Barrier) -> dict[str, Any]:
         event = prompt_extracted(args.stream, version, f"{args.name} event {version}")
         positions.extend(log.append(args.stream, [event], expected_version=version - 1))
         event_ids.append(str(event.event_id))
+        # A moment between appends, as a service has: without it the writer holding
+        # SQLite's lock takes it again before the others wake from their busy
+        # waits, and the writers run one after another instead of together.
+        time.sleep(WRITE_PAUSE_SECONDS)
     return {"positions": positions, "event_ids": event_ids}
 
 
