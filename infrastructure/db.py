@@ -28,10 +28,6 @@ from sqlalchemy.exc import (
 )
 
 import autoopt.migrations
-from autoopt.migrations import HEAD_REVISION
-
-if TYPE_CHECKING:
-    from alembic.config import Config
 from autoopt.domain.errors import (
     ConfigurationError,
     NotADatabaseError,
@@ -39,6 +35,10 @@ from autoopt.domain.errors import (
     StorageError,
 )
 from autoopt.infrastructure.settings import DatabaseSettings, describe_url
+from autoopt.migrations import HEAD_REVISION
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(autoopt.migrations.__file__).parent

@@ -74,7 +74,6 @@ class AppendStatements:
     heads: str
     insert: str
     dialect: str
-    sqlite_time: bool
 
     @classmethod
     def for_dialect(cls, dialect: str, paramstyle: str) -> AppendStatements:
@@ -94,7 +93,6 @@ class AppendStatements:
                 "SELECT (SELECT COALESCE(MAX(stream_version), 0) FROM events"
                 f" WHERE stream_id = {marker}), (SELECT COALESCE(MAX(position), 0) FROM events)"
             ),
-            sqlite_time=dialect == "sqlite",
             insert=f"INSERT INTO events ({columns}) VALUES ({values})",
             dialect=dialect,
         )
@@ -116,7 +114,7 @@ class AppendStatements:
         self, event: DomainEvent, event_id: str, position: int, stream_id: str, version: int
     ) -> tuple[Any, ...]:
         """One event's INSERT parameters, in ``_INSERT_COLUMNS`` order."""
-        at = sqlite_time(event.occurred_at) if self.sqlite_time else event.occurred_at
+        at = sqlite_time(event.occurred_at) if self.dialect == "sqlite" else event.occurred_at
         return (
             position,
             event_id,

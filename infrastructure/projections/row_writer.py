@@ -117,24 +117,16 @@ class DriverInsert:
 
     @classmethod
     def build(cls, table: Table, dialect: Dialect) -> DriverInsert:
-        quote = dialect.identifier_preparer.quote
+        preparer = dialect.identifier_preparer
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
         columns = tuple(c.name for c in table.columns)
-        sql = (
-            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-            f"({', '.join(quote(name) for name in columns)}) "
-            f"VALUES ({', '.join([marker] * len(columns))})"
-        )
+        target = f"{preparer.format_table(table)} ({', '.join(map(preparer.quote, columns))})"
+        sql = f"INSERT INTO {target} VALUES ({', '.join([marker] * len(columns))})"
         # The processors SQLAlchemy itself would apply (JSON to text, datetime
         # to SQLite's text form, booleans to integers), looked up once.
         processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
         processed = tuple((i, fn) for i, fn in enumerate(processors) if fn is not None)
-        copy_sql = (
-            f"COPY {dialect.identifier_preparer.format_table(table)} "
-            f"({', '.join(quote(name) for name in columns)}) FROM STDIN"
-            if dialect.name == "postgresql"
-            else None
-        )
+        copy_sql = f"COPY {target} FROM STDIN" if dialect.name == "postgresql" else None
         return cls(sql, columns, processed, copy_sql)
 
     def parameters(self, row: Mapping[str, Any]) -> list[Any]:

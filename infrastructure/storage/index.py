@@ -78,7 +78,7 @@ class VersionIndex:
             # a stored version its caller believes was never written (no event).
             self.try_flush()
 
-    def try_flush(self) -> bool:
+    def try_flush(self) -> None:
         """``flush``, but a failure (disk full, read-only store) is a warning, not an error.
 
         The index is a cache of what the files say, so a stale one costs a folder
@@ -86,12 +86,10 @@ class VersionIndex:
         """
         try:
             self.flush()
-        except StorageError as exc:
+        except (OSError, StorageError) as exc:  # OSError: the lock file, as at exit before
             if not self._warned:  # once: a full disk fails every later flush the same way
                 logger.warning("%s is behind the version files: %s", self.path, exc)
             self._warned = True
-            return False
-        return True
 
     def note_found(self, prompt_id: str, latest: int, total: int) -> None:
         """What a look at the folder showed; a prompt with no versions has latest 0."""
