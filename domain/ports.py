@@ -131,7 +131,13 @@ class Clock(Protocol):
 
 
 class IdFactory(Protocol):
-    def new_id(self) -> UUID: ...
+    def new_id(self) -> UUID:
+        """An event's id."""
+        ...
+
+    def new_run_id(self) -> UUID:
+        """A run's id: people type its first characters to name the run."""
+        ...
 
 
 def check_expected_version(stream_id: str, current: int, expected: int | None) -> None:

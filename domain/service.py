@@ -136,7 +136,7 @@ class OptimizerService:
         progress: Progress | None = None,
         baselines: Mapping[str, PromptAnalysis] | None = None,
     ) -> RunReport:
-        run = _RunStream(self._log, str(self._ids.new_id()))
+        run = _RunStream(self._log, str(self._ids.new_run_id()))
         started = RunStarted(
             **self._envelope(run.run_id),
             run_id=run.run_id,

@@ -13,7 +13,7 @@ from autoopt.domain.optimizer import PromptOptimizer
 from autoopt.domain.ports import Clock, EventLog, IdFactory, LLMRewriter, WorkflowCatalog
 from autoopt.domain.service import OptimizerService
 from autoopt.domain.versions import VersionManager
-from autoopt.infrastructure.clock import RandomIds, SystemClock
+from autoopt.infrastructure.clock import SystemClock, TimeOrderedIds
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.llm.cache import ResponseCache
@@ -141,4 +141,4 @@ class Container:
 
 def build(settings: Settings) -> Container:
     """Assemble the services; the database is opened (and created) when first needed."""
-    return Container(settings=settings, clock=SystemClock(), ids=RandomIds())
+    return Container(settings=settings, clock=SystemClock(), ids=TimeOrderedIds())

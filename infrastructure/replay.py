@@ -108,6 +108,9 @@ class RecordedIds:
         self._extra += 1
         return uuid.uuid5(_REPLAY_IDS, str(self._extra))
 
+    def new_run_id(self) -> uuid.UUID:
+        return self.new_id()  # the run took its id first, as the list holds it
+
 
 class RecordedClock:
     """The run's times in the order it read them; past their end, the last one."""

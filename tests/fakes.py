@@ -25,3 +25,6 @@ class SequentialIds:
     def new_id(self) -> uuid.UUID:
         self._n += 1
         return uuid.UUID(int=self._n)
+
+    def new_run_id(self) -> uuid.UUID:
+        return self.new_id()

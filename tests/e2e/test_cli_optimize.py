@@ -8,6 +8,7 @@ import pty
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,16 @@ def test_every_decision_is_in_the_event_log(autoopt: Invoke, app: Path) -> None:
     ]
     assert rounds and all(e.correlation_id == report["run_id"] for e in rounds)
     assert all(e.fallback and e.fallback_from in ("llm_guided", "hybrid") for e in rounds)
+
+
+def test_event_ids_are_time_ordered_in_log_order(autoopt: Invoke, app: Path) -> None:
+    report = json.loads(autoopt("optimize", str(app), "--format", "json").stdout)
+    ids = [r.event.event_id for r in autoopt.log().read_all()]
+    assert len(ids) > 20
+    assert {i.version for i in ids} == {7}
+    assert ids == sorted(ids)
+    # The run's own id is random: it is typed as a prefix (runs show 3f2a9c1e).
+    assert uuid.UUID(report["run_id"]).version == 4
 
 
 def test_a_second_run_of_the_same_export_makes_no_new_versions(autoopt: Invoke, app: Path) -> None:
