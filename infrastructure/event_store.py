@@ -231,7 +231,7 @@ class SqlEventLog:
             .order_by(events.c.stream_version)
         )
         with self._translated(), self._engine.connect() as conn:
-            return [row_to_recorded(row._mapping) for row in conn.execute(query)]
+            return [row_to_recorded(row) for row in conn.execute(query)]
 
     def read_all(
         self, after_position: int = 0, limit: int | None = None
@@ -251,7 +251,7 @@ class SqlEventLog:
                 .order_by(events.c.position)
             ).limit(page)
             with self._translated(), self._engine.connect() as conn:
-                rows = [row_to_recorded(row._mapping) for row in conn.execute(query)]
+                rows = [row_to_recorded(row) for row in conn.execute(query)]
             yield from rows
             if len(rows) < page:
                 return
@@ -283,7 +283,7 @@ class SqlEventLog:
             row = conn.execute(select(*_EVENT_COLUMNS).where(condition)).first()  # type: ignore[arg-type]
         if row is None:
             raise NotFoundError(missing)
-        return row_to_recorded(row._mapping)
+        return row_to_recorded(row)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
