@@ -37,12 +37,7 @@ Apply = Callable[[RowWriter, RecordedEvent], None]
 class Projector:
     name: str
     table: Table
-    handlers: dict[type[DomainEvent], Apply]
-
-    def apply(self, writer: RowWriter, record: RecordedEvent) -> None:
-        handler = self.handlers.get(type(record.event))
-        if handler is not None:
-            handler(writer, record)
+    handlers: dict[type[DomainEvent], Apply]  # the runner calls these by the event's exact type
 
 
 def _run_started(w: RowWriter, record: RecordedEvent) -> None:
