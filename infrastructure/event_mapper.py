@@ -28,7 +28,9 @@ def payload_text(event: DomainEvent) -> str:
     profile showed ``model_dump`` followed by ``json.dumps`` at a third of the
     work per event. It parses back to exactly ``event.payload()``.
     """
-    return event.model_dump_json(exclude=_ENVELOPE)
+    # The model's own serializer, without model_dump_json's wrapper in Python
+    # around it (3% of a single-event append's instructions went there).
+    return type(event).__pydantic_serializer__.to_json(event, exclude=_ENVELOPE).decode()
 
 
 def sqlite_time(moment: datetime) -> str:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from autoopt.domain.errors import (
     ConcurrencyError,
     ImmutableRecordError,
     NotFoundError,
+    OptimizerError,
     StorageError,
 )
 from autoopt.domain.events import DomainEvent
@@ -143,6 +145,10 @@ class SqlEventLog:
         self._writer: Any = None
         self.appended = 0  # events this object wrote: tells callers to catch projections up
         self._writer_lock = threading.Lock()
+        self._heads_and_known = lru_cache(maxsize=128)(self._sql.heads_and_known)
+        # Caught by type around each append: a context manager there cost more
+        # than the Python side of a single-event append's statements.
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
     @property
     def engine(self) -> Engine:
@@ -157,37 +163,49 @@ class SqlEventLog:
         if not new_events:
             return []
         ids = [str(e.event_id) for e in new_events]
-        sql = self._sql
-        with self._writer_lock, self._driver_errors_translated():
-            connection = self._writer_connection()
-            cursor = connection.cursor()
+        with self._writer_lock:
             try:
-                cursor.execute(sql.begin)
-                cursor.execute(sql.heads_and_known(len(ids)), (stream_id, *ids))
-                current, last, known = cursor.fetchone()
-                if known:
-                    cursor.execute(sql.find_ids(len(ids)), ids)
-                    stored = {eid: (position, stream) for eid, position, stream in cursor}
-                    if len(stored) == len(ids):
-                        connection.rollback()
-                        return [_stored_position(stored[i], i, stream_id) for i in ids]
-                    check_batch_ids(len(stored), len(ids))
-                check_expected_version(stream_id, current, expected_version)
-                rows = [
-                    sql.row(event, event_id, last + offset, stream_id, current + offset)
-                    for offset, (event_id, event) in enumerate(
-                        zip(ids, new_events, strict=True), start=1
-                    )
-                ]
-                cursor.executemany(sql.insert, rows)
-                connection.commit()
-                self.appended += len(rows)
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                cursor.close()
-            return [last + offset for offset in range(1, len(rows) + 1)]
+                return self._append_locked(stream_id, new_events, ids, expected_version)
+            except self._driver_error as exc:
+                raise self._domain_error(exc) from exc
+
+    def _append_locked(
+        self,
+        stream_id: str,
+        new_events: Sequence[DomainEvent],
+        ids: list[str],
+        expected_version: int | None,
+    ) -> list[int]:
+        sql = self._sql
+        connection = self._writer_connection().dbapi_connection
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql.begin)
+            cursor.execute(self._heads_and_known(len(ids)), (stream_id, *ids))
+            current, last, known = cursor.fetchone()
+            if known:
+                cursor.execute(sql.find_ids(len(ids)), ids)
+                stored = {eid: (position, stream) for eid, position, stream in cursor}
+                if len(stored) == len(ids):
+                    connection.rollback()
+                    return [_stored_position(stored[i], i, stream_id) for i in ids]
+                check_batch_ids(len(stored), len(ids))
+            check_expected_version(stream_id, current, expected_version)
+            rows = [
+                sql.row(event, event_id, last + offset, stream_id, current + offset)
+                for offset, (event_id, event) in enumerate(
+                    zip(ids, new_events, strict=True), start=1
+                )
+            ]
+            cursor.executemany(sql.insert, rows)
+            connection.commit()
+            self.appended += len(rows)
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
+        return [last + offset for offset in range(1, len(rows) + 1)]
 
     def close(self) -> None:
         with self._writer_lock:
@@ -207,22 +225,18 @@ class SqlEventLog:
             self._writer = self._engine.raw_connection()
         return self._writer
 
-    @contextmanager
-    def _driver_errors_translated(self) -> Iterator[None]:
-        dbapi = self._engine.dialect.loaded_dbapi
-        try:
-            yield
-        except dbapi.IntegrityError as exc:
+    def _domain_error(self, exc: Exception) -> OptimizerError:
+        """A driver error from an append, as the domain's error."""
+        if isinstance(exc, self._engine.dialect.loaded_dbapi.IntegrityError):
             # UNIQUE(stream_id, stream_version) is the last word on concurrency
             # should two writers ever slip past the lock.
-            raise ConcurrencyError(f"{self._where}: conflicting append ({exc})") from exc
-        except dbapi.Error as exc:
-            if self._writer is not None:
-                # The connection may be broken; the next append takes a fresh one.
-                self._writer.invalidate()
-                self._writer = None
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StorageError(f"{self._where}: {message}") from exc
+            return ConcurrencyError(f"{self._where}: conflicting append ({exc})")
+        if self._writer is not None:
+            # The connection may be broken; the next append takes a fresh one.
+            self._writer.invalidate()
+            self._writer = None
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StorageError(f"{self._where}: {message}")
 
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         query = (
