@@ -14,7 +14,10 @@ read the stream version and ``max(position)`` in one query, check the version,
 insert the rows with ``json.dumps`` payloads.
 It leaves out just what is under scrutiny: SQLAlchemy and pydantic (the floor
 gets ``event.payload()`` dicts made before timing). "bare insert" is a leaner
-reference: INSERT + COMMIT per transaction, every parameter made in advance.
+reference: INSERT + COMMIT per transaction, every parameter made in advance;
+"no fsync" is the same bare insert at ``synchronous=OFF``: what SQLite itself
+does with these rows on this machine when no commit waits for the disk, the
+ceiling of any append however durable.
 
 The peer is the ``eventsourcing`` library's SQLite recorder
 (``SQLiteApplicationRecorder``, the one with a global order, as autoopt's
@@ -165,10 +168,10 @@ def log_steps(url: str, batches: list[Batch], stack: ExitStack) -> list[Step]:
     return [partial(log.append, stream, events, expected) for stream, events, expected in batches]
 
 
-def open_floor(path: Path, stack: ExitStack) -> sqlite3.Connection:
+def open_floor(path: Path, stack: ExitStack, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     stack.callback(conn.close)
-    pragmas = ("busy_timeout=30000", "journal_mode=WAL", f"synchronous={SYNCHRONOUS}")
+    pragmas = ("busy_timeout=30000", "journal_mode=WAL", f"synchronous={synchronous}")
     for pragma in (*pragmas, "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
     conn.executescript(DDL)
@@ -230,8 +233,10 @@ def bare_insert(conn: sqlite3.Connection, params: list[tuple[Any, ...]]) -> None
     conn.execute("COMMIT")
 
 
-def bare_steps(path: Path, batches: list[Batch], stack: ExitStack) -> list[Step]:
-    conn = open_floor(path, stack)
+def bare_steps(
+    path: Path, batches: list[Batch], stack: ExitStack, synchronous: str = SYNCHRONOUS
+) -> list[Step]:
+    conn = open_floor(path, stack, synchronous)
     steps: list[Step] = []
     for i, (stream_id, events, expected) in enumerate(batches):
         first = i * len(events)  # every batch of a workload has the same size
@@ -366,6 +371,7 @@ IMPLEMENTATIONS: dict[str, Prepare] = {
     "autoopt": autoopt_steps,
     "floor": floor_steps,
     "bare_insert": bare_steps,
+    "bare_insert_no_fsync": partial(bare_steps, synchronous="OFF"),
     **({PEER: eventsourcing_steps} if HAS_PEER else {}),
 }
 PG_IMPLEMENTATIONS: dict[str, Prepare] = {
@@ -450,6 +456,9 @@ def print_table(results: list[dict[str, Any]], rounds: int, title: str, setup: s
     print(setup)
     peer = f"{PEER}_eps" in results[0]
     head = f"{'workload':<24}{'autoopt':>9}{'floor':>9}{'ratio':>8}{'aim':>10}{'bare insert':>13}"
+    no_fsync = "bare_insert_no_fsync_eps" in results[0]
+    if no_fsync:
+        head += f"{'no fsync':>10}"
     if peer:
         head += f"{'eventsourcing':>15}{'/peer':>8}"
     print(f"{head}\n{'-' * len(head)}")
@@ -460,6 +469,8 @@ def print_table(results: list[dict[str, Any]], rounds: int, title: str, setup: s
             f"{name:<24}{res['autoopt_eps']:>9,.0f}{res['floor_eps']:>9,.0f}"
             f"{res['ratio']:>7.2f}x{aim:>10}{res['bare_insert_eps']:>13,.0f}"
         )
+        if no_fsync:
+            line += f"{res['bare_insert_no_fsync_eps']:>10,.0f}"
         if peer:
             line += f"{res[f'{PEER}_eps']:>15,.0f}{res['ratios'][PEER]:>7.2f}x"
         print(line)
@@ -531,6 +542,14 @@ def figures(sqlite: list[dict[str, Any]], pg: list[dict[str, Any]] | None) -> li
             batched["bare_insert_eps"],
             "events/s",
             aim="(ceiling for any append)",
+        )
+    )
+    out.append(
+        Figure(
+            "event append, 100-event tx, bare INSERT, no fsync",
+            batched["bare_insert_no_fsync_eps"],
+            "events/s",
+            aim="(ceiling without durability)",
         )
     )
     out.append(

@@ -7,11 +7,11 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from autoopt.domain.errors import EventSchemaError
@@ -20,6 +20,7 @@ from autoopt.infrastructure import event_store
 from autoopt.infrastructure.db import open_database
 from autoopt.infrastructure.event_store import SqlEventLog
 from autoopt.infrastructure.settings import DatabaseSettings
+from autoopt.infrastructure.tables import events as events_table
 from tests.factories import prompt_extracted, run_started
 from tests.postgres import postgres_backends, temporary_postgres_engine
 from tests.unit.test_events import V1_ITERATION_PAYLOAD
@@ -181,3 +182,27 @@ def test_stored_payload_text_reads_back_as_the_payload(engine: Engine) -> None:
         for event, payload in zip(events, stored, strict=True):
             parsed = payload if isinstance(payload, dict) else json.loads(payload)
             assert parsed == event.payload()
+
+
+def test_sqlite_stores_the_utc_time_as_sqlalchemy_writes_a_datetime(sqlite_engine: Engine) -> None:
+    # The append writes the time text itself; a reader through SQLAlchemy's
+    # DateTime (and `autoopt sql`) expects exactly its text form, in UTC.
+    moments = [
+        datetime(2026, 12, 5, 8, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 12, 5, 8, 0, 0, tzinfo=UTC),
+        datetime(2026, 12, 5, 13, 30, 0, 7, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ]
+    log = SqlEventLog(sqlite_engine)
+    for number, moment in enumerate(moments, start=1):
+        started = run_started(f"r{number}").model_copy(update={"occurred_at": moment})
+        log.append(f"run-r{number}", [started], 0)
+    log.close()
+    with sqlite_engine.connect() as conn:
+        texts = conn.execute(text("SELECT occurred_at FROM events ORDER BY position")).scalars()
+        assert list(texts) == [
+            "2026-12-05 08:00:00.123456",
+            "2026-12-05 08:00:00.000000",
+            "2026-12-05 08:00:00.000007",
+        ]
+        read = conn.execute(select(events_table.c.occurred_at).order_by("position")).scalars()
+        assert [t.replace(tzinfo=UTC) for t in read] == [m.astimezone(UTC) for m in moments]
