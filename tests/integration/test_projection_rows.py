@@ -9,22 +9,14 @@ from sqlalchemy import Column, DateTime, Engine, text
 from sqlalchemy.dialects import sqlite
 
 from autoopt.infrastructure.event_store import SqlEventLog
-from autoopt.infrastructure.projections import tables
+from autoopt.infrastructure.projections.projectors import PROJECTORS
 from autoopt.infrastructure.projections.row_writer import DriverInsert
 from autoopt.infrastructure.projections.runner import ProjectionRunner
 from tests.factories import run_started
 
-PROJECTION_TABLES = (
-    tables.runs,
-    tables.prompts,
-    tables.iterations,
-    tables.versions,
-    tables.patches,
-    tables.llm_calls,
-)
 DATETIME_COLUMNS = [
     column
-    for table in PROJECTION_TABLES
+    for table in (projector.table for projector in PROJECTORS)
     for column in table.columns
     if isinstance(column.type, DateTime)
 ]
